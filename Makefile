@@ -75,3 +75,12 @@ user-token: ## Issue a user access token: make user-token USER=42 (last line of 
 .PHONY: clean
 clean: ## Remove build outputs and local data
 	rm -rf $(BUILD_DIR) $(LOCAL_DIR)
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz test for FUZZTIME each (default 5s)
+	@for pkg in $$(go list ./...); do \
+		for fn in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$fn"; \
+			go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg > /dev/null || { go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg | tail -20; exit 1; }; \
+		done; \
+	done

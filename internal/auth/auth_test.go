@@ -1,0 +1,57 @@
+package auth_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/llmgw/token-service/internal/auth"
+)
+
+func TestParseBearer(t *testing.T) {
+	tok, err := auth.NewAccessToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, header string
+		ok           bool
+	}{
+		{"bearer", "Bearer " + tok, true},
+		{"lower-case scheme", "bearer " + tok, true},
+		{"missing", "", false},
+		{"basic scheme", "Basic " + tok, false},
+		{"no scheme", tok, false},
+		{"truncated", "Bearer " + tok[:len(tok)-1], false},
+		{"no prefix", "Bearer " + strings.TrimPrefix(tok, "at-"), false},
+		{"sk key", "Bearer sk-" + strings.Repeat("a", 48), false},
+		{"bad characters", "Bearer at-" + strings.Repeat("*", 43), false},
+		{"huge", "Bearer " + strings.Repeat("a", 1<<20), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := auth.ParseBearer(tt.header)
+			if (err == nil) != tt.ok || (tt.ok && got != tok) {
+				t.Fatalf("ParseBearer = %q, %v; want ok=%v", got, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestHashAndUniqueness(t *testing.T) {
+	a, _ := auth.NewAccessToken()
+	b, _ := auth.NewAccessToken()
+	if a == b || auth.Hash(a) == auth.Hash(b) || len(auth.Hash(a)) != 64 || strings.Contains(auth.Hash(a), a) {
+		t.Fatal("access tokens or their hashes collide or leak")
+	}
+}
+
+func TestCheckUserID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"42": true, "user@example.com": true, "a_b-c.d": true,
+		"": false, "a b": false, "USER#1": false, strings.Repeat("x", 65): false,
+	} {
+		if err := auth.CheckUserID(id); (err == nil) != ok {
+			t.Errorf("CheckUserID(%q) = %v, want ok=%v", id, err, ok)
+		}
+	}
+}
