@@ -81,6 +81,6 @@ fuzz: ## Run every fuzz test for FUZZTIME each (default 5s)
 	@for pkg in $$(go list ./...); do \
 		for fn in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "fuzz $$pkg $$fn"; \
-			go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg > /dev/null || { go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg | tail -20; exit 1; }; \
+			out=$$(go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | tail -30; exit 1; }; \
 		done; \
 	done
