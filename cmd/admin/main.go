@@ -1,0 +1,148 @@
+// Command admin issues and revokes user access tokens, the bearer tokens
+// with which users call the token API:
+//
+//	go run ./cmd/admin issue -user 42 [-role user]   # prints the token as the last line
+//	go run ./cmd/admin revoke -token at-...
+//
+// The table is TABLE_NAME (default tokens); the DynamoDB endpoint is the AWS
+// SDK's own AWS_ENDPOINT_URL_DYNAMODB. Against a local endpoint (localhost,
+// 127.0.0.1) without credentials it uses DynamoDB Local's dummy ones, and
+// the region defaults to us-east-1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/llmgw/token-service/internal/app"
+	"github.com/llmgw/token-service/internal/auth"
+	"github.com/llmgw/token-service/internal/token/dynamo"
+)
+
+const usage = `usage:
+  admin issue -user <user id> [-role user|admin]   issue an access token (printed as the last line)
+  admin revoke -token at-...                      revoke an access token
+environment: TABLE_NAME (default tokens), AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION`
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "admin:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("admin "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	switch args[0] {
+	case "issue":
+		user := fs.String("user", "", "user id")
+		role := fs.String("role", auth.RoleUser, "role: user or admin")
+		if err := fs.Parse(args[1:]); err != nil {
+			return fmt.Errorf("%w\n%s", err, usage)
+		}
+		if err := auth.CheckUserID(*user); err != nil {
+			return err
+		}
+		if *role != auth.RoleUser && *role != auth.RoleAdmin {
+			return fmt.Errorf("role must be %q or %q", auth.RoleUser, auth.RoleAdmin)
+		}
+		store, err := openStore(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		tok, err := auth.NewAccessToken()
+		if err != nil {
+			return fmt.Errorf("issue: %w", err)
+		}
+		if err := store.PutAccessToken(ctx, auth.Hash(tok), auth.Principal{UserID: *user, Role: *role}); err != nil {
+			return fmt.Errorf("issue: %w", err)
+		}
+		fmt.Fprintf(stdout, "Access token for user %s (role %s), shown once; send it as Authorization: Bearer <token>\n", *user, *role)
+		fmt.Fprintln(stdout, tok)
+		return nil
+	case "revoke":
+		tok := fs.String("token", "", "the access token to revoke (at-...)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return fmt.Errorf("%w\n%s", err, usage)
+		}
+		if !auth.WellFormed(*tok) {
+			return errors.New("revoke: -token is not an access token (at- + 43 characters)")
+		}
+		store, err := openStore(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		if err := store.RevokeAccessToken(ctx, auth.Hash(*tok)); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		fmt.Fprintln(stdout, "revoked")
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// openStore connects to the table and checks that it exists, so that a
+// missing local stack reads as such and not as an SDK error.
+func openStore(ctx context.Context, getenv func(string) string) (*dynamo.Store, error) {
+	table := getenv("TABLE_NAME")
+	if table == "" {
+		table = "tokens"
+	}
+	endpoint := getenv("AWS_ENDPOINT_URL_DYNAMODB")
+	var opts []func(*config.LoadOptions) error
+	if getenv("AWS_REGION") == "" && getenv("AWS_DEFAULT_REGION") == "" {
+		opts = append(opts, config.WithRegion("us-east-1"))
+	}
+	if isLocal(endpoint) && getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
+		// DynamoDB Local accepts any key without '-' or '_'.
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	client := dynamodb.NewFromConfig(cfg)
+	where := endpoint
+	if where == "" {
+		where = "the default AWS endpoint of " + cfg.Region
+	}
+	if _, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}); err != nil {
+		var nf *types.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("table %s not found at %s: start the local stack first (make start-api)", table, where)
+		}
+		if isLocal(endpoint) {
+			return nil, fmt.Errorf("table %s not found at %s (DynamoDB Local does not answer): start the local stack first (make start-api)", table, where)
+		}
+		return nil, fmt.Errorf("describe table %s at %s: %w", table, where, err)
+	}
+	return dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: app.NoSealer{}})
+}
+
+// isLocal reports whether endpoint points at this machine.
+func isLocal(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}

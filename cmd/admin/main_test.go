@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/llmgw/token-service/internal/app"
+	"github.com/llmgw/token-service/internal/auth"
+	"github.com/llmgw/token-service/internal/dynamotest"
+	"github.com/llmgw/token-service/internal/token/dynamo"
+)
+
+func TestMain(m *testing.M) { dynamotest.Main(m) }
+
+func TestIssueAndRevoke(t *testing.T) {
+	client, table := dynamotest.NewTable(t)
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("TABLE_NAME", table)
+	store, err := dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: app.NoSealer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"issue", "-user", "42", "-role", "admin"}, os.Getenv, &out); err != nil {
+		t.Fatalf("issue: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	tok := lines[len(lines)-1]
+	if len(lines) < 2 || !auth.WellFormed(tok) {
+		t.Fatalf("issue output = %q, want a human line then the token as the last line", out.String())
+	}
+	p, err := store.LookupAccessToken(ctx, auth.Hash(tok))
+	if err != nil || p != (auth.Principal{UserID: "42", Role: auth.RoleAdmin}) {
+		t.Fatalf("lookup issued token = %+v, %v", p, err)
+	}
+
+	out.Reset()
+	if err := run(ctx, []string{"revoke", "-token", tok}, os.Getenv, &out); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if _, err := store.LookupAccessToken(ctx, auth.Hash(tok)); err == nil {
+		t.Error("revoked token still looks up")
+	}
+}
+
+func TestRunRefusals(t *testing.T) {
+	endpoint := dynamotest.Endpoint(t)
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("TABLE_NAME", "no-such-table")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "usage"},
+		{"unknown command", []string{"grant"}, "unknown command"},
+		{"bad user id", []string{"issue", "-user", "a b"}, "user id"},
+		{"no user id", []string{"issue"}, "user id"},
+		{"bad role", []string{"issue", "-user", "1", "-role", "root"}, "role"},
+		{"bad token", []string{"revoke", "-token", "at-x"}, "not an access token"},
+		{"no table", []string{"issue", "-user", "1"}, "table no-such-table not found at " + endpoint + ": start the local stack first (make start-api)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tt.args, os.Getenv, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run(%q) error = %v, want one containing %q", tt.args, err, tt.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("run(%q) printed %q", tt.args, out.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,27 @@
+// Command create-token is the Lambda function of POST /api/token: create one token or a batch of up to 49.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/app"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "create-token:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	a, err := app.New(context.Background(), app.Options{Sealing: true})
+	if err != nil {
+		return err
+	}
+	app.StartHTTP(api.CreateTokens(a.Store, a.Rules, a.Clock))
+	return nil
+}

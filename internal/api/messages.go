@@ -1,0 +1,126 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/llmgw/token-service/internal/token"
+)
+
+// Lang is a language of the message catalog.
+type Lang int
+
+// The catalog's languages; Chinese is the default, as upstream.
+const (
+	LangZH Lang = iota
+	LangEN
+)
+
+type message struct{ zh, en string }
+
+// catalog holds every user-facing message. The zh texts of the upstream codes
+// are new-api's, verbatim.
+var catalog = map[string]message{
+	token.EInvalidRequest:  {"参数错误", "Invalid request parameters"},
+	token.EInvalidJSON:     {"请求体不是有效的 JSON，或字段类型错误", "The request body is not valid JSON or a field has the wrong type"},
+	token.EBodyTooLarge:    {"请求体过大（最大 64 KiB）", "The request body is too large (at most 64 KiB)"},
+	token.EInvalidID:       {"令牌 ID 无效，必须是正整数", "Invalid token id: it must be a positive integer"},
+	token.ENameRequired:    {"令牌名称不能为空", "The token name is required"},
+	token.ENameTooLong:     {"令牌名称过长", "The token name is too long (at most 30 characters)"},
+	token.EInvalidExpiry:   {"过期时间无效，必须是 -1（永不过期）或未来的时间", "Invalid expired_time: use -1 (never expires) or a time in the future"},
+	token.EInvalidQuota:    {"额度无效，必须在 0 到 500000000000000 之间", "Invalid remain_quota: it must be between 0 and 500000000000000"},
+	token.EInvalidModels:   {"模型限制无效", "Invalid model_limits"},
+	token.EInvalidAllowIPs: {"IP 白名单无效，请填写 IP 地址或 CIDR 网段", "Invalid allow_ips: use IP addresses or CIDR ranges"},
+	token.EInvalidGroup:    {"分组无效", "Invalid group"},
+	token.EInvalidCount:    {"创建数量无效，必须在 1 到 49 之间，且生成的名称不能超过 30 个字符", "Invalid count: it must be between 1 and 49"},
+	token.EInvalidStatus:   {"状态无效，只能设置为 1（启用）或 2（禁用）", "Invalid status: only 1 (enabled) or 2 (disabled) may be set"},
+	token.EInvalidRPMLimit: {"每分钟请求数限制无效", "Invalid rpm_limit"},
+	token.ETokenExpired:    {"令牌已过期，无法启用，请先修改令牌过期时间，或者设置为永不过期", "The token has expired and cannot be enabled: change its expiry first, or make it never expire"},
+	token.ETokenExhausted:  {"令牌可用额度已用尽，无法启用，请先修改令牌剩余额度，或者设置为无限额度", "The token's quota is used up and it cannot be enabled: raise its remaining quota first, or make it unlimited"},
+	token.ENotFound:        {"Token不存在", "Token not found"},
+	token.ETokenLimit:      {"令牌数量已达上限", "You have reached the maximum number of tokens"},
+	token.EUnauthorized:    {"未登录或登录已失效", "Unauthorized"},
+	token.ERateLimited:     {"请求过于频繁，请稍后再试", "Too many requests, please try again later"},
+	token.EInternal:        {"服务器内部错误，请稍后再试", "Internal server error, please try again later"},
+	token.EListFailed:      {"获取Token列表失败", "Failed to list tokens"},
+	token.ESearchFailed:    {"搜索Token失败", "Failed to search tokens"},
+}
+
+// verbatim codes keep their upstream message exactly: no detail is appended.
+var verbatim = map[string]bool{
+	token.EInvalidRequest: true,
+	token.ENameTooLong:    true,
+	token.ETokenExpired:   true,
+	token.ETokenExhausted: true,
+	token.ENotFound:       true,
+	token.EListFailed:     true,
+	token.ESearchFailed:   true,
+}
+
+// Message returns the catalog text of code in lang; an unknown code reads as
+// internal_error.
+func Message(code string, lang Lang) string {
+	m, ok := catalog[code]
+	if !ok {
+		m = catalog[token.EInternal]
+	}
+	if lang == LangEN {
+		return m.en
+	}
+	return m.zh
+}
+
+// HasMessage reports whether code is in the catalog.
+func HasMessage(code string) bool {
+	_, ok := catalog[code]
+	return ok
+}
+
+// RequestLang picks the catalog language of r from its Accept-Language
+// header: the language range with the highest q (the first one on a tie)
+// decides, English when it starts with "en", Chinese otherwise.
+func RequestLang(r *http.Request) Lang {
+	return ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+}
+
+// ParseAcceptLanguage is RequestLang on a header value.
+func ParseAcceptLanguage(header string) Lang {
+	type rng struct {
+		tag string
+		q   float64
+		i   int
+	}
+	var ranges []rng
+	for i, part := range strings.Split(header, ",") {
+		fields := strings.Split(part, ";")
+		tag := strings.ToLower(strings.TrimSpace(fields[0]))
+		if tag == "" {
+			continue
+		}
+		q := 1.0
+		for _, p := range fields[1:] {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok || strings.TrimSpace(strings.ToLower(k)) != "q" {
+				continue
+			}
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || f < 0 || f > 1 {
+				f = 0
+			}
+			q = f
+		}
+		if q > 0 {
+			ranges = append(ranges, rng{tag, q, i})
+		}
+	}
+	if len(ranges) == 0 {
+		return LangZH
+	}
+	sort.SliceStable(ranges, func(a, b int) bool { return ranges[a].q > ranges[b].q })
+	if strings.HasPrefix(ranges[0].tag, "en") {
+		return LangEN
+	}
+	return LangZH
+}

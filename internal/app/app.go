@@ -1,0 +1,171 @@
+// Package app is the composition root the Lambda functions share: it reads
+// their configuration from the environment, sets up logging, builds the AWS
+// client and the DynamoDB store once per container, and starts the Lambda
+// runtime loop. Each functions/<name>/main.go is wiring over it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/seal"
+	"github.com/llmgw/token-service/internal/token"
+	"github.com/llmgw/token-service/internal/token/dynamo"
+)
+
+// Defaults of the environment.
+const (
+	DefaultAllowedGroups    = "default"
+	DefaultMaxTokensPerUser = 1000
+)
+
+// Config is a function's configuration, read from the environment.
+type Config struct {
+	TableName        string   // TABLE_NAME, required
+	AllowedGroups    []string // ALLOWED_GROUPS, comma-separated, default "default"
+	MaxTokensPerUser int      // MAX_TOKENS_PER_USER, default 1000
+	SealingKey       string   // SEALING_KEY, base64 of 32 bytes; only functions that seal need it
+	LogLevel         slog.Level
+}
+
+// LoadConfig reads the configuration through getenv (os.Getenv in a
+// function). SEALING_KEY is required only when needSealingKey is set.
+func LoadConfig(getenv func(string) string, needSealingKey bool) (Config, error) {
+	c := Config{
+		TableName:        strings.TrimSpace(getenv("TABLE_NAME")),
+		MaxTokensPerUser: DefaultMaxTokensPerUser,
+		SealingKey:       strings.TrimSpace(getenv("SEALING_KEY")),
+		LogLevel:         slog.LevelInfo,
+	}
+	if c.TableName == "" {
+		return Config{}, errors.New("config: TABLE_NAME is required")
+	}
+	groups := getenv("ALLOWED_GROUPS")
+	if strings.TrimSpace(groups) == "" {
+		groups = DefaultAllowedGroups
+	}
+	for _, g := range strings.Split(groups, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			c.AllowedGroups = append(c.AllowedGroups, g)
+		}
+	}
+	if s := strings.TrimSpace(getenv("MAX_TOKENS_PER_USER")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("config: MAX_TOKENS_PER_USER must be a positive integer, got %q", s)
+		}
+		c.MaxTokensPerUser = n
+	}
+	if s := strings.TrimSpace(getenv("LOG_LEVEL")); s != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(s)); err != nil {
+			return Config{}, fmt.Errorf("config: LOG_LEVEL must be DEBUG, INFO, WARN or ERROR, got %q", s)
+		}
+	}
+	if needSealingKey && c.SealingKey == "" {
+		return Config{}, errors.New("config: SEALING_KEY is required")
+	}
+	return c, nil
+}
+
+// Rules are the validation rules of the configuration.
+func (c Config) Rules() token.Rules { return token.Rules{AllowedGroups: c.AllowedGroups} }
+
+// Options say what a function needs beyond the store.
+type Options struct {
+	// Sealing: the function writes or opens sealed keys, so SEALING_KEY is
+	// required.
+	Sealing bool
+}
+
+// App is what a function's handler is built from.
+type App struct {
+	Config Config
+	Store  *dynamo.Store
+	Rules  token.Rules
+	Clock  api.Clock
+}
+
+// New reads the environment, sets the default JSON logger and builds the
+// store. Call it once, in main, outside the handler.
+func New(ctx context.Context, opts Options) (*App, error) {
+	cfg, err := LoadConfig(os.Getenv, opts.Sealing)
+	if err != nil {
+		return nil, err
+	}
+	SetLogger(cfg.LogLevel)
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	dc := dynamo.Config{
+		Client:           dynamodb.NewFromConfig(awsCfg),
+		Table:            cfg.TableName,
+		MaxTokensPerUser: cfg.MaxTokensPerUser,
+	}
+	dc.Sealer, err = Sealer(cfg.SealingKey)
+	if err != nil {
+		return nil, err
+	}
+	store, err := dynamo.New(dc)
+	if err != nil {
+		return nil, fmt.Errorf("build store: %w", err)
+	}
+	return &App{Config: cfg, Store: store, Rules: cfg.Rules(), Clock: time.Now}, nil
+}
+
+// Sealer returns the AES-256-GCM sealer of a base64 key, or NoSealer when
+// the function has no key (it never seals nor opens one).
+func Sealer(b64Key string) (token.Sealer, error) {
+	if b64Key == "" {
+		return NoSealer{}, nil
+	}
+	s, err := seal.NewAESGCMFromBase64(b64Key)
+	if err != nil {
+		return nil, fmt.Errorf("config: SEALING_KEY: %w", err)
+	}
+	return s, nil
+}
+
+// ErrNoSealingKey is NoSealer's answer.
+var ErrNoSealingKey = errors.New("seal: this function has no SEALING_KEY")
+
+// NoSealer is the sealer of a function that is given no sealing key (only
+// the functions that write or reveal keys get one, per least privilege):
+// it refuses every call.
+type NoSealer struct{}
+
+// Seal refuses.
+func (NoSealer) Seal(context.Context, []byte, []byte) ([]byte, error) { return nil, ErrNoSealingKey }
+
+// Open refuses.
+func (NoSealer) Open(context.Context, []byte, []byte) ([]byte, error) { return nil, ErrNoSealingKey }
+
+// SetLogger makes a JSON slog logger on stdout (CloudWatch) the default,
+// tagged with the Lambda function's name.
+func SetLogger(level slog.Level) {
+	h := slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})
+	l := slog.New(h)
+	if fn := os.Getenv("AWS_LAMBDA_FUNCTION_NAME"); fn != "" {
+		l = l.With("function", fn)
+	}
+	slog.SetDefault(l)
+}
+
+// StartHTTP runs the Lambda loop for an HTTP API function: payload 2.0
+// events through api.LambdaHandler (httpadapter V2, ProxyWithContext).
+// It does not return.
+func StartHTTP(h http.Handler) {
+	lambda.Start(api.LambdaHandler(h))
+}

@@ -1,0 +1,142 @@
+package authorizer_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/llmgw/token-service/internal/app"
+	"github.com/llmgw/token-service/internal/auth"
+	"github.com/llmgw/token-service/internal/authorizer"
+	"github.com/llmgw/token-service/internal/dynamotest"
+	"github.com/llmgw/token-service/internal/token/dynamo"
+)
+
+func TestMain(m *testing.M) { dynamotest.Main(m) }
+
+// countingStore counts the lookups that reach the real store.
+type countingStore struct {
+	auth.Store
+	lookups atomic.Int64
+}
+
+func (c *countingStore) LookupAccessToken(ctx context.Context, hash string) (auth.Principal, error) {
+	c.lookups.Add(1)
+	return c.Store.LookupAccessToken(ctx, hash)
+}
+
+func mustStore(t *testing.T, tableSuffix string) *dynamo.Store {
+	t.Helper()
+	client, table := dynamotest.NewTable(t)
+	s, err := dynamo.New(dynamo.Config{Client: client, Table: table + tableSuffix, Sealer: app.NoSealer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fixture is events/authorizer.json with its Authorization header set to
+// header (or removed when header is "").
+func fixture(t *testing.T, name, header string) events.APIGatewayV2CustomAuthorizerV2Request {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", "authorizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req events.APIGatewayV2CustomAuthorizerV2Request
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	delete(req.Headers, "authorization")
+	req.IdentitySource = nil
+	if header != "" {
+		req.Headers[name] = header
+		req.IdentitySource = []string{header}
+	}
+	return req
+}
+
+func mustIssue(t *testing.T, s auth.Store, p auth.Principal) string {
+	t.Helper()
+	tok, err := auth.NewAccessToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAccessToken(context.Background(), auth.Hash(tok), p); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestAuthorizer(t *testing.T) {
+	store := &countingStore{Store: mustStore(t, "")}
+	good := mustIssue(t, store, auth.Principal{UserID: "events-user", Role: auth.RoleUser})
+	admin := mustIssue(t, store, auth.Principal{UserID: "42", Role: auth.RoleAdmin})
+	revoked := mustIssue(t, store, auth.Principal{UserID: "gone", Role: auth.RoleUser})
+	if err := store.RevokeAccessToken(context.Background(), auth.Hash(revoked)); err != nil {
+		t.Fatal(err)
+	}
+	unknown, _ := auth.NewAccessToken()
+	a := authorizer.New(store)
+
+	tests := []struct {
+		name        string
+		headerName  string
+		header      string
+		wantAllowed bool
+		wantUser    string
+		wantRole    string
+		wantLookups int64
+	}{
+		{name: "missing header", headerName: "authorization", header: ""},
+		{name: "wrong scheme", headerName: "authorization", header: "Basic " + good},
+		{name: "no scheme", headerName: "authorization", header: good},
+		{name: "malformed token", headerName: "authorization", header: "Bearer at-short"},
+		{name: "api key instead", headerName: "authorization", header: "Bearer sk-" + strings.Repeat("a", 48)},
+		{name: "unknown token", headerName: "authorization", header: "Bearer " + unknown, wantLookups: 1},
+		{name: "revoked token", headerName: "authorization", header: "Bearer " + revoked, wantLookups: 1},
+		{name: "placeholder of the fixture", headerName: "authorization", header: "Bearer at-EventsPlaceholderReplacedByTheRunner0000000", wantLookups: 1},
+		{name: "good token", headerName: "authorization", header: "Bearer " + good, wantAllowed: true, wantUser: "events-user", wantRole: "user", wantLookups: 1},
+		{name: "header name in any case", headerName: "AUTHORIZATION", header: "bearer " + admin, wantAllowed: true, wantUser: "42", wantRole: "admin", wantLookups: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := store.lookups.Load()
+			got, err := a.Handle(context.Background(), fixture(t, tt.headerName, tt.header))
+			if err != nil {
+				t.Fatalf("Handle error: %v", err)
+			}
+			if got.IsAuthorized != tt.wantAllowed {
+				t.Errorf("isAuthorized = %v, want %v", got.IsAuthorized, tt.wantAllowed)
+			}
+			if tt.wantAllowed {
+				if got.Context["userId"] != tt.wantUser || got.Context["role"] != tt.wantRole {
+					t.Errorf("context = %v, want userId %q role %q", got.Context, tt.wantUser, tt.wantRole)
+				}
+			} else if len(got.Context) != 0 {
+				t.Errorf("refusal carries context %v", got.Context)
+			}
+			if n := store.lookups.Load() - before; n != tt.wantLookups {
+				t.Errorf("store lookups = %d, want %d", n, tt.wantLookups)
+			}
+		})
+	}
+}
+
+func TestAuthorizerStoreFailureIsAnError(t *testing.T) {
+	a := authorizer.New(mustStore(t, "-missing"))
+	tok, _ := auth.NewAccessToken()
+	got, err := a.Handle(context.Background(), fixture(t, "authorization", "Bearer "+tok))
+	if err == nil || got.IsAuthorized {
+		t.Fatalf("Handle on a failing store = %+v, %v; want an error and no authorization", got, err)
+	}
+	if strings.Contains(err.Error(), tok) {
+		t.Errorf("error holds the access token: %v", err)
+	}
+}

@@ -1,0 +1,153 @@
+package dynamo
+
+import (
+	"fmt"
+
+	"github.com/llmgw/token-service/internal/token"
+)
+
+// Key layout of the single table (see DESIGN.md "Data model").
+const (
+	userPrefix   = "USER#"
+	tokenPrefix  = "TOKEN#"
+	metaSK       = "USER" // sorts after every TOKEN# key
+	keyPrefix    = "KEY#"
+	keySK        = "KEY"
+	accessPrefix = "ACCESS#"
+	accessSK     = "ACCESS"
+	statusActive = "active"
+)
+
+// Attribute names used in expressions.
+const (
+	attrKeyHash    = "key_hash"
+	attrTokenCount = "token_count"
+	attrNextID     = "next_id"
+	attrStatus     = "status"
+	attrExpired    = "expired_time"
+	attrRemain     = "remain_quota"
+	attrUnlimited  = "unlimited_quota"
+)
+
+func userPK(userID string) string { return userPrefix + userID }
+func tokenSK(id int64) string     { return fmt.Sprintf("%s%019d", tokenPrefix, id) }
+func keyPK(hash string) string    { return keyPrefix + hash }
+func accessPK(hash string) string { return accessPrefix + hash }
+
+// sealAAD binds a sealed key to its item.
+func sealAAD(pk, sk string) []byte { return []byte(pk + "\x00" + sk) }
+
+// tokenItem is a token as stored. It never holds the plaintext key.
+type tokenItem struct {
+	PK                 string   `dynamodbav:"pk"`
+	SK                 string   `dynamodbav:"sk"`
+	ID                 int64    `dynamodbav:"id"`
+	UserID             string   `dynamodbav:"user_id"`
+	Name               string   `dynamodbav:"name"`
+	KeyHash            string   `dynamodbav:"key_hash"`
+	KeyMask            string   `dynamodbav:"key_mask"`
+	KeySealed          []byte   `dynamodbav:"key_sealed"`
+	Status             int      `dynamodbav:"status"`
+	RemainQuota        int64    `dynamodbav:"remain_quota"`
+	UsedQuota          int64    `dynamodbav:"used_quota"`
+	UnlimitedQuota     bool     `dynamodbav:"unlimited_quota"`
+	ModelLimitsEnabled bool     `dynamodbav:"model_limits_enabled"`
+	ModelLimits        []string `dynamodbav:"model_limits"`
+	AllowIPs           []string `dynamodbav:"allow_ips"`
+	Group              string   `dynamodbav:"group"`
+	ExpiredTime        int64    `dynamodbav:"expired_time"`
+	RPMLimit           int64    `dynamodbav:"rpm_limit"`
+	CreatedTime        int64    `dynamodbav:"created_time"`
+	AccessedTime       int64    `dynamodbav:"accessed_time"`
+}
+
+// toDBToken converts t (with its id set) to its item; the caller seals the key.
+func toDBToken(t token.Token) tokenItem {
+	return tokenItem{
+		PK:                 userPK(t.UserID),
+		SK:                 tokenSK(t.ID),
+		ID:                 t.ID,
+		UserID:             t.UserID,
+		Name:               t.Name,
+		KeyHash:            t.KeyHash,
+		KeyMask:            t.KeyMask,
+		Status:             int(t.Status),
+		RemainQuota:        t.RemainQuota,
+		UsedQuota:          t.UsedQuota,
+		UnlimitedQuota:     t.UnlimitedQuota,
+		ModelLimitsEnabled: t.ModelLimitsEnabled,
+		ModelLimits:        dbList(t.ModelLimits),
+		AllowIPs:           dbList(t.AllowIPs),
+		Group:              t.Group,
+		ExpiredTime:        t.ExpiredTime,
+		RPMLimit:           t.RPMLimit,
+		CreatedTime:        t.CreatedTime,
+		AccessedTime:       t.AccessedTime,
+	}
+}
+
+// toDomainToken converts an item to a token with its key masked (Key empty).
+func toDomainToken(it tokenItem) token.Token {
+	return token.Token{
+		ID:                 it.ID,
+		UserID:             it.UserID,
+		Name:               it.Name,
+		KeyMask:            it.KeyMask,
+		KeyHash:            it.KeyHash,
+		Status:             token.Status(it.Status),
+		RemainQuota:        it.RemainQuota,
+		UsedQuota:          it.UsedQuota,
+		UnlimitedQuota:     it.UnlimitedQuota,
+		ModelLimitsEnabled: it.ModelLimitsEnabled,
+		ModelLimits:        domainList(it.ModelLimits),
+		AllowIPs:           domainList(it.AllowIPs),
+		Group:              it.Group,
+		ExpiredTime:        it.ExpiredTime,
+		RPMLimit:           it.RPMLimit,
+		CreatedTime:        it.CreatedTime,
+		AccessedTime:       it.AccessedTime,
+	}
+}
+
+// dbList stores an empty list as an empty L, never as NULL.
+func dbList(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// domainList reads an empty list as nil, so every read gives the same value.
+func domainList(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// metaItem is the per-user counter item.
+type metaItem struct {
+	PK         string `dynamodbav:"pk"`
+	SK         string `dynamodbav:"sk"`
+	TokenCount int    `dynamodbav:"token_count"`
+	NextID     int64  `dynamodbav:"next_id"` // the last id issued; ids are never reused
+	Disabled   bool   `dynamodbav:"disabled,omitempty"`
+}
+
+// lookupItem maps a key hash to its token.
+type lookupItem struct {
+	PK      string `dynamodbav:"pk"`
+	SK      string `dynamodbav:"sk"`
+	UserID  string `dynamodbav:"user_id"`
+	TokenID int64  `dynamodbav:"token_id"`
+}
+
+// accessItem is a user access token, stored by hash.
+type accessItem struct {
+	PK          string `dynamodbav:"pk"`
+	SK          string `dynamodbav:"sk"`
+	UserID      string `dynamodbav:"user_id"`
+	Role        string `dynamodbav:"role"`
+	Status      string `dynamodbav:"status"`
+	CreatedTime int64  `dynamodbav:"created_time"`
+}

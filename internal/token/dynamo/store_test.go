@@ -1,0 +1,837 @@
+package dynamo_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/llmgw/token-service/internal/auth"
+	"github.com/llmgw/token-service/internal/dynamotest"
+	"github.com/llmgw/token-service/internal/seal"
+	"github.com/llmgw/token-service/internal/token"
+	"github.com/llmgw/token-service/internal/token/dynamo"
+)
+
+func TestMain(m *testing.M) { dynamotest.Main(m) }
+
+// env is a store on a fresh table.
+type env struct {
+	store  *dynamo.Store
+	client *dynamodb.Client
+	table  string
+	sealer *seal.AESGCM
+}
+
+func newEnv(t *testing.T, limit int) env {
+	t.Helper()
+	client, table := dynamotest.NewTable(t)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.NewAESGCM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: sealer, MaxTokensPerUser: limit})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return env{store: store, client: client, table: table, sealer: sealer}
+}
+
+var now = time.Unix(1_800_000_000, 0)
+
+// spec is a valid create input with the given name and count.
+func spec(name string, count int) token.Spec {
+	return token.Spec{
+		Name:               name,
+		Count:              count,
+		ExpiredTime:        token.NeverExpires,
+		RemainQuota:        1000,
+		ModelLimitsEnabled: true,
+		ModelLimits:        []string{"gpt-4o", "claude"},
+		AllowIPs:           []string{"10.0.0.0/8"},
+		Group:              "default",
+		RPMLimit:           60,
+	}
+}
+
+func mustTokens(t *testing.T, userID string, s token.Spec) []token.Token {
+	t.Helper()
+	toks, err := s.Tokens(userID, now)
+	if err != nil {
+		t.Fatalf("Tokens: %v", err)
+	}
+	return toks
+}
+
+func mustCreate(t *testing.T, s *dynamo.Store, userID string, toks []token.Token) []token.Token {
+	t.Helper()
+	got, err := s.Create(context.Background(), userID, toks)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return got
+}
+
+// masked is t as a read returns it: without the full key.
+func masked(t token.Token) token.Token {
+	t.Key = ""
+	return t
+}
+
+func ids(toks []token.Token) []int64 {
+	out := make([]int64, len(toks))
+	for i, t := range toks {
+		out[i] = t.ID
+	}
+	return out
+}
+
+// seq returns from, from+step, ... count values.
+func seq(from, step int64, count int) []int64 {
+	out := make([]int64, count)
+	for i := range out {
+		out[i] = from + int64(i)*step
+	}
+	return out
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := token.ErrorCode(err); got != code {
+		t.Fatalf("%s: error code %q (%v), want %q", what, got, err, code)
+	}
+}
+
+// countTokenItems counts the user's token items in the table, bypassing the
+// store and its meta item.
+func countTokenItems(t *testing.T, e env, userID string) int {
+	t.Helper()
+	kc := expression.Key("pk").Equal(expression.Value("USER#" + userID)).
+		And(expression.Key("sk").BeginsWith("TOKEN#"))
+	expr, err := expression.NewBuilder().WithKeyCondition(kc).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dynamodb.NewQueryPaginator(e.client, &dynamodb.QueryInput{
+		TableName:                 aws.String(e.table),
+		KeyConditionExpression:    expr.KeyCondition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ConsistentRead:            aws.Bool(true),
+		Select:                    types.SelectCount,
+	})
+	n := 0
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("count tokens: %v", err)
+		}
+		n += int(out.Count)
+	}
+	return n
+}
+
+// countLookupItems counts every KEY# item in the table.
+func countLookupItems(t *testing.T, e env) int {
+	t.Helper()
+	n := 0
+	for _, item := range scanAll(t, e) {
+		if pk, ok := item["pk"].(*types.AttributeValueMemberS); ok && strings.HasPrefix(pk.Value, "KEY#") {
+			n++
+		}
+	}
+	return n
+}
+
+func scanAll(t *testing.T, e env) []map[string]types.AttributeValue {
+	t.Helper()
+	var items []map[string]types.AttributeValue
+	p := dynamodb.NewScanPaginator(e.client, &dynamodb.ScanInput{TableName: aws.String(e.table), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+		items = append(items, out.Items...)
+	}
+	return items
+}
+
+func TestNewRejectsIncompleteConfig(t *testing.T) {
+	sealer, err := seal.NewAESGCM(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := dynamodb.New(dynamodb.Options{Region: "us-east-1"})
+	tests := []struct {
+		name string
+		cfg  dynamo.Config
+	}{
+		{"no client", dynamo.Config{Table: "t", Sealer: sealer}},
+		{"no table", dynamo.Config{Client: client, Sealer: sealer}},
+		{"no sealer", dynamo.Config{Client: client, Table: "t"}},
+		{"negative limit", dynamo.Config{Client: client, Table: "t", Sealer: sealer, MaxTokensPerUser: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := dynamo.New(tt.cfg); err == nil {
+				t.Error("New: got nil error")
+			}
+		})
+	}
+}
+
+func TestCRUDRoundTrip(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	in := mustTokens(t, "alice", spec("work", 2))
+	created := mustCreate(t, e.store, "alice", in)
+
+	if got, want := ids(created), []int64{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("created ids = %v, want %v", got, want)
+	}
+	for i, c := range created {
+		want := in[i]
+		want.ID = c.ID
+		if !reflect.DeepEqual(c, want) {
+			t.Errorf("created[%d] = %+v, want %+v", i, c, want)
+		}
+		got, err := e.store.Get(ctx, "alice", c.ID)
+		if err != nil {
+			t.Fatalf("Get(%d): %v", c.ID, err)
+		}
+		if got.Key != "" || got.KeyMask != token.MaskKey(c.Key) {
+			t.Errorf("Get(%d): Key %q KeyMask %q, want empty and %q", c.ID, got.Key, got.KeyMask, token.MaskKey(c.Key))
+		}
+		if !reflect.DeepEqual(got, masked(c)) {
+			t.Errorf("Get(%d) = %+v, want %+v", c.ID, got, masked(c))
+		}
+	}
+
+	page, err := e.store.List(ctx, "alice", 1, 10)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if page.Total != 2 || !slices.Equal(ids(page.Items), []int64{2, 1}) {
+		t.Fatalf("List = total %d ids %v, want 2 [2 1]", page.Total, ids(page.Items))
+	}
+
+	name := "renamed"
+	updated, err := e.store.Update(ctx, "alice", 1, token.Patch{Name: &name}, now)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if updated.Name != name {
+		t.Errorf("Update: name %q, want %q", updated.Name, name)
+	}
+
+	if err := e.store.Delete(ctx, "alice", 2); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	_, err = e.store.Get(ctx, "alice", 2)
+	wantCode(t, "Get after Delete", err, token.ENotFound)
+	wantCode(t, "second Delete", e.store.Delete(ctx, "alice", 2), token.ENotFound)
+
+	page, err = e.store.List(ctx, "alice", 1, 10)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if page.Total != 1 || !slices.Equal(ids(page.Items), []int64{1}) || page.Items[0].Name != name {
+		t.Fatalf("List after delete = total %d items %+v, want 1 token named %q", page.Total, page.Items, name)
+	}
+	if got := countLookupItems(t, e); got != 1 {
+		t.Errorf("key lookup items = %d, want 1", got)
+	}
+}
+
+func TestIDsAreNeverReused(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("a", 3)))
+	if err := e.store.Delete(ctx, "u1", 3); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if n, err := e.store.DeleteMany(ctx, "u1", []int64{1, 2}); err != nil || n != 2 {
+		t.Fatalf("DeleteMany = %d, %v; want 2, nil", n, err)
+	}
+	got := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("b", 2)))
+	if want := []int64{4, 5}; !slices.Equal(ids(got), want) {
+		t.Errorf("ids after deleting every token = %v, want %v", ids(got), want)
+	}
+	// Ids are per user.
+	other := mustCreate(t, e.store, "u2", mustTokens(t, "u2", spec("c", 1)))
+	if other[0].ID != 1 {
+		t.Errorf("another user's first id = %d, want 1", other[0].ID)
+	}
+}
+
+func TestOtherUserChangesNothing(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	mine := mustCreate(t, e.store, "owner", mustTokens(t, "owner", spec("mine", 2)))
+	disable := token.StatusDisabled
+	name := "stolen"
+
+	_, err := e.store.Get(ctx, "intruder", mine[0].ID)
+	wantCode(t, "Get", err, token.ENotFound)
+	_, err = e.store.Update(ctx, "intruder", mine[0].ID, token.Patch{Name: &name, Status: &disable}, now)
+	wantCode(t, "Update", err, token.ENotFound)
+	wantCode(t, "Delete", e.store.Delete(ctx, "intruder", mine[0].ID), token.ENotFound)
+	n, err := e.store.DeleteMany(ctx, "intruder", ids(mine))
+	if err != nil || n != 0 {
+		t.Fatalf("DeleteMany = %d, %v; want 0, nil", n, err)
+	}
+
+	for _, m := range mine {
+		got, err := e.store.Get(ctx, "owner", m.ID)
+		if err != nil {
+			t.Fatalf("Get(%d): %v", m.ID, err)
+		}
+		if !reflect.DeepEqual(got, masked(m)) {
+			t.Errorf("token %d changed: %+v, want %+v", m.ID, got, masked(m))
+		}
+	}
+	if page, err := e.store.List(ctx, "owner", 1, 10); err != nil || page.Total != 2 {
+		t.Errorf("owner's List total = %d, %v; want 2", page.Total, err)
+	}
+	if page, err := e.store.List(ctx, "intruder", 1, 10); err != nil || page.Total != 0 || len(page.Items) != 0 {
+		t.Errorf("intruder's List = %+v, %v; want empty", page, err)
+	}
+	if got := countTokenItems(t, e, "intruder"); got != 0 {
+		t.Errorf("intruder has %d token items, want 0", got)
+	}
+}
+
+func TestCreateConcurrentLimit(t *testing.T) {
+	const limit, callers = 40, 50
+	e := newEnv(t, limit)
+	errs := make([]error, callers)
+	results := make([][]token.Token, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		toks := mustTokens(t, "busy", spec(fmt.Sprintf("t%d", i), 1))
+		wg.Go(func() { results[i], errs[i] = e.store.Create(context.Background(), "busy", toks) })
+	}
+	wg.Wait()
+
+	var ok, limited int
+	var got []int64
+	for i, err := range errs {
+		switch token.ErrorCode(err) {
+		case "":
+			ok++
+			got = append(got, results[i][0].ID)
+		case token.ETokenLimit:
+			limited++
+		default:
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	if ok != limit || limited != callers-limit {
+		t.Fatalf("%d created, %d limited; want %d and %d", ok, limited, limit, callers-limit)
+	}
+	slices.Sort(got)
+	if want := seq(1, 1, limit); !slices.Equal(got, want) {
+		t.Errorf("ids = %v, want %v", got, want)
+	}
+	page, err := e.store.List(context.Background(), "busy", 1, 5)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if real := countTokenItems(t, e, "busy"); page.Total != limit || real != limit {
+		t.Errorf("List total %d, token items %d; want %d", page.Total, real, limit)
+	}
+	_, err = e.store.Create(context.Background(), "busy", mustTokens(t, "busy", spec("one-more", 1)))
+	wantCode(t, "Create over the limit", err, token.ETokenLimit)
+}
+
+func TestCreateConcurrentUnderLimit(t *testing.T) {
+	const callers = 40
+	e := newEnv(t, 0)
+	var wg sync.WaitGroup
+	errs := make([]error, callers)
+	results := make([][]token.Token, callers)
+	for i := range callers {
+		toks := mustTokens(t, "u", spec(fmt.Sprintf("t%d", i), 1))
+		wg.Go(func() { results[i], errs[i] = e.store.Create(context.Background(), "u", toks) })
+	}
+	wg.Wait()
+	var got []int64
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+		got = append(got, results[i][0].ID)
+	}
+	slices.Sort(got)
+	if want := seq(1, 1, callers); !slices.Equal(got, want) {
+		t.Errorf("ids = %v, want %v", got, want)
+	}
+	page, err := e.store.List(context.Background(), "u", 1, 1)
+	if err != nil || page.Total != callers {
+		t.Errorf("List total = %d, %v; want %d", page.Total, err, callers)
+	}
+}
+
+func TestDeleteManyConcurrentOverlap(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("a", 49)))
+	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("b", 11)))
+	// Overlapping sets, two of them longer than one transaction.
+	sets := [][]int64{
+		seq(1, 1, 55),         // 1..55
+		seq(30, 1, 31),        // 30..60
+		seq(2, 2, 25),         // evens 2..50
+		{60, 59, 1, 1, 58, 7}, // duplicates are ignored
+		seq(100, 1, 5),        // never existed
+	}
+	unique := map[int64]bool{}
+	for _, s := range sets {
+		for _, id := range s {
+			if id <= 60 {
+				unique[id] = true
+			}
+		}
+	}
+	counts := make([]int, len(sets))
+	errs := make([]error, len(sets))
+	var wg sync.WaitGroup
+	for i, s := range sets {
+		wg.Go(func() { counts[i], errs[i] = e.store.DeleteMany(ctx, "u", s) })
+	}
+	wg.Wait()
+	sum := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("DeleteMany %d: %v", i, err)
+		}
+		sum += counts[i]
+	}
+	if sum != len(unique) {
+		t.Errorf("deleted counts %v add up to %d, want %d", counts, sum, len(unique))
+	}
+	page, err := e.store.List(ctx, "u", 1, 100)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	real := countTokenItems(t, e, "u")
+	if want := 60 - len(unique); page.Total != want || real != want || len(page.Items) != want {
+		t.Errorf("List total %d (%d items), token items %d; want %d", page.Total, len(page.Items), real, want)
+	}
+	if got := countLookupItems(t, e); got != real {
+		t.Errorf("key lookup items = %d, want %d (one per token)", got, real)
+	}
+}
+
+func TestDeleteManyInvalid(t *testing.T) {
+	e := newEnv(t, 0)
+	tests := []struct {
+		name string
+		ids  []int64
+	}{
+		{"empty", nil},
+		{"zero id", []int64{1, 0}},
+		{"too many", seq(1, 1, token.MaxBatchIDs+1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.store.DeleteMany(context.Background(), "u", tt.ids)
+			wantCode(t, "DeleteMany", err, token.EInvalidRequest)
+		})
+	}
+}
+
+func TestCreateMaxCount(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	got := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("bulk", token.MaxCount)))
+	if want := seq(1, 1, token.MaxCount); !slices.Equal(ids(got), want) {
+		t.Errorf("ids = %v, want %v", ids(got), want)
+	}
+	if got[1].Name != "bulk-2" {
+		t.Errorf("second name = %q, want bulk-2", got[1].Name)
+	}
+	page, err := e.store.List(ctx, "u", 1, 1)
+	if err != nil || page.Total != token.MaxCount {
+		t.Errorf("List total = %d, %v; want %d", page.Total, err, token.MaxCount)
+	}
+	if real := countTokenItems(t, e, "u"); real != token.MaxCount {
+		t.Errorf("token items = %d, want %d", real, token.MaxCount)
+	}
+
+	tests := []struct {
+		name  string
+		count int
+	}{
+		{"none", 0},
+		{"one too many", token.MaxCount + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var toks []token.Token
+			if tt.count > 0 {
+				toks = mustTokens(t, "u", spec("x", tt.count))
+			}
+			_, err := e.store.Create(ctx, "u", toks)
+			wantCode(t, "Create", err, token.EInvalidCount)
+		})
+	}
+}
+
+func TestCreateLimitReachedWritesNothing(t *testing.T) {
+	e := newEnv(t, 5)
+	ctx := context.Background()
+	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("a", 3)))
+	_, err := e.store.Create(ctx, "u", mustTokens(t, "u", spec("b", 3)))
+	wantCode(t, "Create past the limit", err, token.ETokenLimit)
+	got := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("c", 2)))
+	if want := []int64{4, 5}; !slices.Equal(ids(got), want) {
+		t.Errorf("ids = %v, want %v (a refused create takes no ids)", ids(got), want)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestUpdate(t *testing.T) {
+	past := now.Add(-time.Hour).Unix()
+	future := now.Add(time.Hour).Unix()
+	type stored struct {
+		status    token.Status
+		expired   int64
+		remain    int64
+		unlimited bool
+	}
+	active := stored{token.StatusEnabled, token.NeverExpires, 100, false}
+	tests := []struct {
+		name      string
+		stored    stored
+		patch     token.Patch
+		wantCode  string
+		wantEff   token.Status // effective status after a successful update
+		wantPatch bool         // the result must equal the stored token with the patch applied
+	}{
+		{name: "name only", stored: active, patch: token.Patch{Name: ptr("new name")}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "every field", stored: active, patch: token.Patch{
+			Name: ptr("all"), ExpiredTime: ptr(future), RemainQuota: ptr(int64(5)), UnlimitedQuota: ptr(true),
+			ModelLimitsEnabled: ptr(false), ModelLimits: ptr([]string{}), AllowIPs: ptr([]string{"1.2.3.4"}),
+			Group: ptr(""), Status: ptr(token.StatusDisabled), RPMLimit: ptr(int64(0)),
+		}, wantEff: token.StatusDisabled, wantPatch: true},
+		{name: "disable", stored: active, patch: token.Patch{Status: ptr(token.StatusDisabled)}, wantEff: token.StatusDisabled, wantPatch: true},
+		{name: "enable expired", stored: stored{token.StatusDisabled, past, 100, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled)}, wantCode: token.ETokenExpired},
+		{name: "enable exhausted", stored: stored{token.StatusDisabled, token.NeverExpires, 0, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled)}, wantCode: token.ETokenExhausted},
+		{name: "enable expired and exhausted", stored: stored{token.StatusDisabled, past, 0, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled)}, wantCode: token.ETokenExpired},
+		{name: "enable exhausted with quota still zero", stored: stored{token.StatusDisabled, token.NeverExpires, 0, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), RemainQuota: ptr(int64(0))}, wantCode: token.ETokenExhausted},
+		{name: "enable limited without quota (decided)", stored: stored{token.StatusDisabled, token.NeverExpires, 100, true},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), UnlimitedQuota: ptr(false), RemainQuota: ptr(int64(0))}, wantCode: token.ETokenExhausted},
+		{name: "enable limited without quota on expired token", stored: stored{token.StatusDisabled, past, 100, true},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), UnlimitedQuota: ptr(false), RemainQuota: ptr(int64(0))}, wantCode: token.ETokenExpired},
+		{name: "enable limited with stored zero quota", stored: stored{token.StatusDisabled, token.NeverExpires, 0, true},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), UnlimitedQuota: ptr(false)}, wantCode: token.ETokenExhausted},
+		{name: "enable expired with new expiry", stored: stored{token.StatusDisabled, past, 100, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), ExpiredTime: ptr(future)}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "enable expired never expires", stored: stored{token.StatusDisabled, past, 100, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), ExpiredTime: ptr(int64(token.NeverExpires))}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "enable exhausted with quota", stored: stored{token.StatusDisabled, token.NeverExpires, 0, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), RemainQuota: ptr(int64(10))}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "enable exhausted unlimited", stored: stored{token.StatusDisabled, token.NeverExpires, 0, false},
+			patch: token.Patch{Status: ptr(token.StatusEnabled), UnlimitedQuota: ptr(true)}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "enable unlimited with zero quota", stored: stored{token.StatusDisabled, token.NeverExpires, 0, true},
+			patch: token.Patch{Status: ptr(token.StatusEnabled)}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "raise expiry of an enabled expired token", stored: stored{token.StatusEnabled, past, 100, false},
+			patch: token.Patch{ExpiredTime: ptr(future)}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "raise quota of an enabled exhausted token", stored: stored{token.StatusEnabled, token.NeverExpires, 0, false},
+			patch: token.Patch{RemainQuota: ptr(int64(1))}, wantEff: token.StatusEnabled, wantPatch: true},
+		{name: "zero quota without enabling", stored: active,
+			patch: token.Patch{RemainQuota: ptr(int64(0))}, wantEff: token.StatusExhausted, wantPatch: true},
+		{name: "empty patch", stored: active, patch: token.Patch{}, wantEff: token.StatusEnabled, wantPatch: true},
+	}
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			user := fmt.Sprintf("user%d", i)
+			toks := mustTokens(t, user, spec("tok", 1))
+			toks[0].Status, toks[0].ExpiredTime = tt.stored.status, tt.stored.expired
+			toks[0].RemainQuota, toks[0].UnlimitedQuota = tt.stored.remain, tt.stored.unlimited
+			before := masked(mustCreate(t, e.store, user, toks)[0])
+
+			got, err := e.store.Update(ctx, user, before.ID, tt.patch, now)
+			wantCode(t, "Update", err, tt.wantCode)
+			after, gerr := e.store.Get(ctx, user, before.ID)
+			if gerr != nil {
+				t.Fatalf("Get: %v", gerr)
+			}
+			if tt.wantCode != "" {
+				if !reflect.DeepEqual(after, before) {
+					t.Errorf("refused update changed the token:\n got %+v\nwant %+v", after, before)
+				}
+				return
+			}
+			want := tt.patch.Apply(before)
+			if want.ModelLimits != nil && len(want.ModelLimits) == 0 {
+				want.ModelLimits = nil // reads give nil for an empty list
+			}
+			if tt.wantPatch && !reflect.DeepEqual(got, want) {
+				t.Errorf("Update returned\n %+v\nwant %+v", got, want)
+			}
+			if !reflect.DeepEqual(after, got) {
+				t.Errorf("Get after Update = %+v, want what Update returned %+v", after, got)
+			}
+			if eff := got.EffectiveStatus(now); eff != tt.wantEff {
+				t.Errorf("EffectiveStatus = %d, want %d", eff, tt.wantEff)
+			}
+		})
+	}
+
+	t.Run("missing id", func(t *testing.T) {
+		patches := []token.Patch{
+			{Name: ptr("x")},
+			{Status: ptr(token.StatusEnabled)},
+			{Status: ptr(token.StatusEnabled), UnlimitedQuota: ptr(false), RemainQuota: ptr(int64(0))},
+			{},
+		}
+		for _, p := range patches {
+			_, err := e.store.Update(ctx, "nobody", 42, p, now)
+			wantCode(t, fmt.Sprintf("Update(%+v)", p), err, token.ENotFound)
+		}
+	})
+}
+
+func TestList(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("a", 25)))
+	tests := []struct {
+		name       string
+		page, size int
+		want       []int64
+	}{
+		{"page 1", 1, 10, seq(25, -1, 10)},
+		{"page 2", 2, 10, seq(15, -1, 10)},
+		{"last page", 3, 10, seq(5, -1, 5)},
+		{"beyond the end", 4, 10, []int64{}},
+		{"far beyond the end", 100, 10, []int64{}},
+		{"whole list", 1, 100, seq(25, -1, 25)},
+		{"page size 1", 7, 1, []int64{19}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page, err := e.store.List(ctx, "u", tt.page, tt.size)
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			if page.Total != 25 || !slices.Equal(ids(page.Items), tt.want) {
+				t.Errorf("List(%d, %d) = total %d ids %v, want 25 %v", tt.page, tt.size, page.Total, ids(page.Items), tt.want)
+			}
+			for _, it := range page.Items {
+				if it.Key != "" || it.KeyMask == "" {
+					t.Errorf("token %d: Key %q KeyMask %q, want only the mask", it.ID, it.Key, it.KeyMask)
+				}
+			}
+		})
+	}
+	t.Run("user without tokens", func(t *testing.T) {
+		page, err := e.store.List(ctx, "empty", 1, 10)
+		if err != nil || page.Total != 0 || page.Items == nil || len(page.Items) != 0 {
+			t.Errorf("List = %+v, %v; want total 0 and an empty list", page, err)
+		}
+	})
+	t.Run("invalid page", func(t *testing.T) {
+		_, err := e.store.List(ctx, "u", 0, 10)
+		wantCode(t, "List(0, 10)", err, token.EInvalidRequest)
+	})
+}
+
+func TestSearch(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	var all []token.Token
+	for _, name := range []string{"Alpha API", "beta", "gamma api", "Delta"} {
+		all = append(all, mustCreate(t, e.store, "u", mustTokens(t, "u", spec(name, 1)))...)
+	}
+	theirs := mustCreate(t, e.store, "other", mustTokens(t, "other", spec("Alpha API", 1)))[0]
+	// Ids of the tokens whose mask matches fragment, newest first.
+	byFragment := func(fragment string) []int64 {
+		out := []int64{}
+		for i := len(all) - 1; i >= 0; i-- {
+			if token.MatchesKeyFragment(all[i].KeyMask, fragment) {
+				out = append(out, all[i].ID)
+			}
+		}
+		return out
+	}
+	beta := all[1]
+	head := strings.TrimPrefix(beta.Key, "sk-")[:4]
+	tail := beta.Key[len(beta.Key)-3:]
+
+	tests := []struct {
+		name  string
+		q     token.SearchQuery
+		limit int
+		want  []int64
+	}{
+		{"everything", token.SearchQuery{}, 100, []int64{4, 3, 2, 1}},
+		{"limit", token.SearchQuery{}, 2, []int64{4, 3}},
+		{"keyword any case", token.SearchQuery{Keyword: "API"}, 100, []int64{3, 1}},
+		{"keyword lower", token.SearchQuery{Keyword: "alpha"}, 100, []int64{1}},
+		{"keyword no match", token.SearchQuery{Keyword: "zeta"}, 100, []int64{}},
+		{"head fragment", token.SearchQuery{Key: head[1:3]}, 100, byFragment(head[1:3])},
+		{"sk- prefix fragment", token.SearchQuery{Key: "sk-" + head[:3]}, 100, byFragment("sk-" + head[:3])},
+		{"tail fragment", token.SearchQuery{Key: tail}, 100, byFragment(tail)},
+		{"exact key", token.SearchQuery{Key: beta.Key}, 100, []int64{beta.ID}},
+		{"exact key without sk-", token.SearchQuery{Key: strings.TrimPrefix(beta.Key, "sk-")}, 100, []int64{beta.ID}},
+		{"exact key and matching keyword", token.SearchQuery{Key: beta.Key, Keyword: "BET"}, 100, []int64{beta.ID}},
+		{"exact key and other keyword", token.SearchQuery{Key: beta.Key, Keyword: "alpha"}, 100, []int64{}},
+		{"another user's exact key", token.SearchQuery{Key: theirs.Key}, 100, []int64{}},
+		{"hidden middle of the key", token.SearchQuery{Key: beta.Key[10:20]}, 100, byFragment(beta.Key[10:20])},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := e.store.Search(ctx, "u", tt.q, tt.limit)
+			if err != nil {
+				t.Fatalf("Search: %v", err)
+			}
+			if !slices.Equal(ids(got), tt.want) {
+				t.Errorf("Search(%+v) = %v, want %v", tt.q, ids(got), tt.want)
+			}
+			for _, it := range got {
+				if it.Key != "" {
+					t.Errorf("token %d has its full key", it.ID)
+				}
+			}
+		})
+	}
+	if got := byFragment(head[1:3]); !slices.Contains(got, beta.ID) {
+		t.Fatalf("fragment %q does not select beta: test is broken", head[1:3])
+	}
+}
+
+func TestNoPlaintextKeyStored(t *testing.T) {
+	e := newEnv(t, 0)
+	created := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("k", 5)))
+	var bodies []string
+	for _, c := range created {
+		bodies = append(bodies, strings.TrimPrefix(c.Key, "sk-"))
+	}
+	items := scanAll(t, e)
+	if len(items) != 2*len(created)+1 {
+		t.Fatalf("scan found %d items, want %d", len(items), 2*len(created)+1)
+	}
+	var check func(path string, av types.AttributeValue)
+	check = func(path string, av types.AttributeValue) {
+		var s string
+		switch v := av.(type) {
+		case *types.AttributeValueMemberS:
+			s = v.Value
+		case *types.AttributeValueMemberB:
+			s = string(v.Value)
+		case *types.AttributeValueMemberL:
+			for i, x := range v.Value {
+				check(fmt.Sprintf("%s[%d]", path, i), x)
+			}
+		case *types.AttributeValueMemberM:
+			for k, x := range v.Value {
+				check(path+"."+k, x)
+			}
+		case *types.AttributeValueMemberSS:
+			s = strings.Join(v.Value, "\x00")
+		}
+		for _, b := range bodies {
+			if strings.Contains(s, b) {
+				t.Errorf("attribute %s holds a full key", path)
+			}
+		}
+	}
+	for _, item := range items {
+		for name, av := range item {
+			check(name, av)
+		}
+	}
+}
+
+func TestSealedKeyOpensOnlyInItsItem(t *testing.T) {
+	e := newEnv(t, 0)
+	created := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("k", 2)))
+	sealedOf := map[string][]byte{}
+	for _, item := range scanAll(t, e) {
+		sk := item["sk"].(*types.AttributeValueMemberS).Value
+		if b, ok := item["key_sealed"].(*types.AttributeValueMemberB); ok {
+			sealedOf[sk] = b.Value
+		}
+	}
+	ctx := context.Background()
+	for _, c := range created {
+		sk := fmt.Sprintf("TOKEN#%019d", c.ID)
+		got, err := e.sealer.Open(ctx, sealedOf[sk], []byte("USER#u\x00"+sk))
+		if err != nil || string(got) != c.Key {
+			t.Errorf("token %d: sealed key does not open to its key (err %v)", c.ID, err)
+		}
+	}
+	moved := fmt.Sprintf("TOKEN#%019d", created[1].ID)
+	if _, err := e.sealer.Open(ctx, sealedOf[fmt.Sprintf("TOKEN#%019d", created[0].ID)], []byte("USER#u\x00"+moved)); err == nil {
+		t.Error("a sealed key opened with another item's pk/sk")
+	}
+}
+
+func TestAccessTokens(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	const hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	p := auth.Principal{UserID: "alice", Role: auth.RoleAdmin}
+	if err := e.store.PutAccessToken(ctx, hash, p); err != nil {
+		t.Fatalf("PutAccessToken: %v", err)
+	}
+	if err := e.store.PutAccessToken(ctx, hash, auth.Principal{UserID: "mallory", Role: auth.RoleAdmin}); err == nil {
+		t.Error("PutAccessToken over an existing hash: got nil error")
+	}
+	got, err := e.store.LookupAccessToken(ctx, hash)
+	if err != nil || got != p {
+		t.Fatalf("LookupAccessToken = %+v, %v; want %+v", got, err, p)
+	}
+	if _, err := e.store.LookupAccessToken(ctx, strings.Repeat("f", 64)); !errors.Is(err, auth.ErrUnknown) {
+		t.Errorf("LookupAccessToken(unknown) error = %v, want ErrUnknown", err)
+	}
+	if err := e.store.RevokeAccessToken(ctx, hash); err != nil {
+		t.Fatalf("RevokeAccessToken: %v", err)
+	}
+	if _, err := e.store.LookupAccessToken(ctx, hash); !errors.Is(err, auth.ErrUnknown) {
+		t.Errorf("LookupAccessToken after revoke error = %v, want ErrUnknown", err)
+	}
+	if err := e.store.RevokeAccessToken(ctx, hash); err != nil {
+		t.Errorf("second RevokeAccessToken: %v", err)
+	}
+	tests := []struct {
+		name string
+		p    auth.Principal
+	}{
+		{"bad user id", auth.Principal{UserID: "a#b", Role: auth.RoleUser}},
+		{"unknown role", auth.Principal{UserID: "bob", Role: "root"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := e.store.PutAccessToken(ctx, strings.Repeat("a", 64), tt.p); err == nil {
+				t.Error("PutAccessToken: got nil error")
+			}
+		})
+	}
+}
