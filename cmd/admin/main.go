@@ -2,7 +2,7 @@
 // with which users call the token API:
 //
 //	go run ./cmd/admin issue -user 42 [-role user]   # prints the token as the last line
-//	go run ./cmd/admin revoke -token at-...
+//	go run ./cmd/admin revoke -token - < file-holding-the-token   # or -token at-...
 //
 // The table is TABLE_NAME (default tokens); the DynamoDB endpoint is the AWS
 // SDK's own AWS_ENDPOINT_URL_DYNAMODB. Against a local endpoint (localhost,
@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -32,17 +34,17 @@ import (
 
 const usage = `usage:
   admin issue -user <user id> [-role user|admin]   issue an access token (printed as the last line)
-  admin revoke -token at-...                      revoke an access token
+  admin revoke -token at-...|-                    revoke an access token (- reads it from stdin)
 environment: TABLE_NAME (default tokens), AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION`
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "admin:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
@@ -79,6 +81,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		tok := fs.String("token", "", "the access token to revoke (at-...)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return fmt.Errorf("%w\n%s", err, usage)
+		}
+		if *tok == "-" {
+			// From standard input, so it stays out of ps and shell history.
+			line, err := bufio.NewReader(stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return fmt.Errorf("revoke: read token from stdin: %w", err)
+			}
+			*tok = strings.TrimSpace(line)
 		}
 		if !auth.WellFormed(*tok) {
 			return errors.New("revoke: -token is not an access token (at- + 43 characters)")

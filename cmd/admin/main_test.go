@@ -29,7 +29,7 @@ func TestIssueAndRevoke(t *testing.T) {
 	ctx := context.Background()
 
 	var out bytes.Buffer
-	if err := run(ctx, []string{"issue", "-user", "42", "-role", "admin"}, os.Getenv, &out); err != nil {
+	if err := run(ctx, []string{"issue", "-user", "42", "-role", "admin"}, os.Getenv, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("issue: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -43,7 +43,7 @@ func TestIssueAndRevoke(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run(ctx, []string{"revoke", "-token", tok}, os.Getenv, &out); err != nil {
+	if err := run(ctx, []string{"revoke", "-token", "-"}, os.Getenv, strings.NewReader(tok+"\n"), &out); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	if _, err := store.LookupAccessToken(ctx, auth.Hash(tok)); err == nil {
@@ -74,7 +74,7 @@ func TestRunRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := run(context.Background(), tt.args, os.Getenv, &out)
+			err := run(context.Background(), tt.args, os.Getenv, strings.NewReader(""), &out)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run(%q) error = %v, want one containing %q", tt.args, err, tt.want)
 			}

@@ -179,7 +179,18 @@ func (req UpdateRequest) Patch() token.Patch {
 // the patch keeps only the status, which is then required.
 func ParseUpdate(body []byte, statusOnly bool, rules token.Rules, now time.Time) (int64, token.Patch, error) {
 	var req UpdateRequest
-	if err := decodeBody(body, &req); err != nil {
+	if statusOnly {
+		// Only id and status are read, so the other fields' types do not
+		// matter: they are ignored.
+		var so struct {
+			ID     json.RawMessage `json:"id"`
+			Status *int64          `json:"status"`
+		}
+		if err := decodeBody(body, &so); err != nil {
+			return 0, token.Patch{}, err
+		}
+		req = UpdateRequest{ID: so.ID, Status: so.Status}
+	} else if err := decodeBody(body, &req); err != nil {
 		return 0, token.Patch{}, err
 	}
 	id, err := token.ParseID(string(req.ID))

@@ -99,6 +99,7 @@ func TestParseUpdate(t *testing.T) {
 				Status: ptr(token.StatusDisabled), RPMLimit: ptr(int64(10))}},
 		{name: "status only keeps the status", body: `{"id":123,"status":1,"name":"ignored"}`, statusOnly: true, wantID: 123, want: token.Patch{Status: ptr(token.StatusEnabled)}},
 		{name: "status only ignores bad other fields", body: `{"id":1,"status":2,"name":""}`, statusOnly: true, wantID: 1, want: token.Patch{Status: ptr(token.StatusDisabled)}},
+		{name: "status only ignores wrong types of other fields", body: `{"id":1,"status":2,"name":7,"model_limits":{}}`, statusOnly: true, wantID: 1, want: token.Patch{Status: ptr(token.StatusDisabled)}},
 		{name: "status only needs status", body: `{"id":1}`, statusOnly: true, wantCode: token.EInvalidStatus},
 		{name: "status 3", body: `{"id":1,"status":3}`, wantCode: token.EInvalidStatus},
 		{name: "huge status", body: `{"id":1,"status":4294967297}`, wantCode: token.EInvalidStatus},

@@ -26,8 +26,7 @@ var (
 	// ErrMalformed is a string that cannot be an access token; no storage
 	// call is needed to refuse it.
 	ErrMalformed = errors.New("auth: malformed access token")
-	// ErrUnknown is an access token the store does not know, a revoked one,
-	// or one whose user is disabled.
+	// ErrUnknown is an access token the store does not know or a revoked one.
 	ErrUnknown = errors.New("auth: unknown access token")
 )
 

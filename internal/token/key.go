@@ -101,10 +101,15 @@ func MaskKey(key string) string {
 
 // MatchesKeyFragment reports whether fragment matches the visible characters of
 // a masked key: a substring of its first or last 4 characters, or, when the
-// fragment starts with sk-, a prefix of the masked key's visible head.
+// fragment starts with sk-, a prefix of the masked key's visible head. A
+// fragment holding '*' is a piece of the masked key as the list shows it
+// (sk-abcd**********wxyz, abcd***) and matches as a substring of the mask.
 func MatchesKeyFragment(mask, fragment string) bool {
 	if fragment == "" {
 		return true
+	}
+	if strings.ContainsRune(fragment, '*') {
+		return strings.Contains(mask, fragment)
 	}
 	body := strings.TrimPrefix(mask, KeyPrefix)
 	if len(body) < 2*maskVisible {

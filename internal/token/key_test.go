@@ -128,7 +128,11 @@ func TestMaskAndFragments(t *testing.T) {
 		{"abcde", false},
 		{"0000", false},
 		{"ABCD", false},
-		{"*", false},
+		{"sk-abcd**********yz99", true},
+		{"abcd***", true},
+		{"**yz9", true},
+		{"abcd**yz99", false},
+		{"sk-abce***", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fragment, func(t *testing.T) {

@@ -46,6 +46,13 @@ func TestRequestsPerOperation(t *testing.T) {
 				map[string]int{"GetItem": 1}},
 			{"list page 1", func() error { _, err := store.List(ctx, user, 1, 20); return err },
 				map[string]int{"Query": 1}},
+			{"list far past the end", func() error {
+				p, err := store.List(ctx, user, 100000, 100)
+				if err == nil && (len(p.Items) != 0 || p.Total != existing) {
+					t.Errorf("page past the end = %d items, total %d", len(p.Items), p.Total)
+				}
+				return err
+			}, map[string]int{"Query": 1}},
 			{"create", func() error {
 				_, err := store.Create(ctx, user, mustTokens(t, user, spec("c", 1)))
 				return err

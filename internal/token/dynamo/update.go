@@ -38,7 +38,9 @@ func (s *Store) Update(ctx context.Context, userID string, id int64, p token.Pat
 		rules, refusal, decided := enableConditions(p, now)
 		if decided {
 			if refusal != nil {
-				return token.Token{}, fmt.Errorf("update token: %w", refusal)
+				// Refused whatever is stored, but an unknown id must
+				// still answer not found: read it (refusals only).
+				return s.refuseEnable(ctx, userID, id, p, now)
 			}
 		} else if rules == nil {
 			// Refused whatever is stored, but whether as expired or as
