@@ -14,6 +14,10 @@ FUNCTIONS := \
 	UpdateTokenFunction:update-token \
 	DeleteTokenFunction:delete-token \
 	BatchDeleteTokensFunction:batch-delete-tokens \
+	UsageTokenFunction:usage-token \
+	RevealTokenKeyFunction:reveal-token-key \
+	RevealTokenKeysFunction:reveal-token-keys \
+	RotateTokenFunction:rotate-token \
 	VerifyTokenFunction:verify-token
 
 BUILD_DIR      ?= build
@@ -22,6 +26,8 @@ DYNAMODB_PORT  ?= 8000
 # Where `make start-api` and `make user-token` find DynamoDB Local.
 DYNAMODB_ENDPOINT ?= http://127.0.0.1:$(DYNAMODB_PORT)
 API_PORT       ?= 3000
+# The Lambda Invoke API of `make start-api` (off = none).
+LAMBDA_PORT    ?= 3001
 FN             ?=
 EVENT          ?=
 FUZZTIME       ?= 5s
@@ -65,9 +71,9 @@ LOCALAPI_DDB_FLAGS = -dynamodb-port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynam
 	$(if $(filter command line environment,$(origin DYNAMODB_ENDPOINT)),-dynamodb-endpoint $(DYNAMODB_ENDPOINT))
 
 .PHONY: start-api
-start-api: $(DDB_PKG) ## Serve the API on 127.0.0.1:API_PORT: every function under RIE, DynamoDB Local (data in .local/dynamodb); Ctrl-C stops all
+start-api: $(DDB_PKG) ## Serve the API on 127.0.0.1:API_PORT and the Lambda Invoke API on 127.0.0.1:LAMBDA_PORT: every function under RIE, DynamoDB Local (data in .local/dynamodb); Ctrl-C stops all
 	@go build -o $(LOCAL_DIR)/bin/localapi ./cmd/localapi
-	@exec $(LOCAL_DIR)/bin/localapi start-api -port $(API_PORT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
+	@exec $(LOCAL_DIR)/bin/localapi start-api -port $(API_PORT) -lambda-port $(LAMBDA_PORT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
 
 .PHONY: invoke
 invoke: $(DDB_PKG) ## Run one event through a function: make invoke FN=GetTokenFunction EVENT=events/get-token.json
@@ -89,6 +95,10 @@ test: $(DDB_PKG) lint ## Run every test: lint, all Go tests and short fuzz runs,
 .PHONY: test-go
 test-go:
 	go test -count=1 ./...
+
+.PHONY: bench
+bench: $(DDB_PKG) ## Measure every endpoint and verify (DynamoDB work, latency, cold start, cost) into bench/RESULTS.md and bench/results.json
+	go run ./cmd/bench -out bench
 
 .PHONY: user-token
 user-token: ## Issue a user access token: make user-token USER=42 (last line of output)

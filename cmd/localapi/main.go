@@ -1,15 +1,19 @@
 // Command localapi runs the stack of template.yaml on this machine without
 // Docker or the SAM CLI: every function under the AWS Lambda Runtime
-// Interface Emulator, the table in DynamoDB Local, and the HttpApi served as
-// API Gateway does.
+// Interface Emulator, the table in DynamoDB Local, the HttpApi served as
+// API Gateway does, and the functions behind the Lambda Invoke API as
+// `sam local start-lambda` serves them (so the AWS SDK's Lambda client can
+// invoke e.g. VerifyTokenFunction; any SigV4 signature is accepted).
 //
-//	localapi [start-api] [flags]              serve the API on 127.0.0.1:3000
+//	localapi [start-api] [flags]              serve the API on 127.0.0.1:3000, the Invoke API on 127.0.0.1:3001
 //	localapi invoke <LogicalId> -e event.json [flags]   run one event, print the answer
 //
 // Flags of both: -template, -parameter-overrides 'Key=Value ...',
 // -dynamodb-endpoint (or env DYNAMODB_ENDPOINT; default: start DynamoDB
 // Local on -dynamodb-port, reusing one that already answers there), -db-path,
-// -table, -max-instances, -local-dir, -verbose.
+// -table, -max-instances, -local-dir, -verbose. start-api also takes -addr
+// and -port (the HTTP API), -lambda-addr and -lambda-port (the Invoke API;
+// -lambda-port off serves none; port 0 of either = a free port).
 package main
 
 import (
@@ -82,8 +86,10 @@ type options struct {
 	localDir     string
 	verbose      bool
 	// start-api
-	addr string
-	port int
+	addr       string
+	port       int
+	lambdaAddr string
+	lambdaPort string // a port number or "off"
 	// invoke
 	event string
 }
@@ -115,7 +121,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs := newFlagSet("start-api", &o, stderr)
 		fs.StringVar(&o.addr, "addr", "127.0.0.1", "address to listen on")
 		fs.IntVar(&o.port, "port", 3000, "port to listen on")
+		fs.StringVar(&o.lambdaAddr, "lambda-addr", "127.0.0.1", "address of the Lambda Invoke API")
+		fs.StringVar(&o.lambdaPort, "lambda-port", "3001", `port of the Lambda Invoke API ("off": none)`)
 		if err := parseFlags(fs, args, &o); err != nil {
+			return err
+		}
+		if _, err := lambdaListenAddr(o); err != nil {
 			return err
 		}
 		return startAPI(ctx, o, stdout, stderr)
@@ -226,13 +237,15 @@ func setUp(ctx context.Context, o options, functions []string, stderr io.Writer)
 }
 
 // parameterValues adds the dev sealing key (kept in <local-dir>/sealing-key)
-// when the template's SealingKey parameter has no default and no override.
+// when the template's SealingKey parameter has no override and no default
+// or an empty one (in AWS the stack seals with KMS; locally KMS_KEY_ID
+// resolves to "" and the functions use this key).
 func parameterValues(o options) (map[string]string, error) {
 	params := map[string]string{}
 	for k, v := range o.overrides {
 		params[k] = v
 	}
-	missing, err := template.ParametersWithoutDefault(o.template)
+	missing, err := template.ParametersWithoutValue(o.template)
 	if err != nil {
 		return nil, err
 	}
@@ -262,24 +275,57 @@ func startAPI(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: stack.NewAPI(e.tmpl, e.stack.Pools, log), ReadHeaderTimeout: 10 * time.Second}
-	printBanner(stdout, e, "http://"+ln.Addr().String())
+	servers := []*http.Server{{Handler: stack.NewAPI(e.tmpl, e.stack.Pools, log), ReadHeaderTimeout: 10 * time.Second}}
+	listeners := []net.Listener{ln}
+	lambdaURL := ""
+	if lambdaAddr, _ := lambdaListenAddr(o); lambdaAddr != "" {
+		lln, err := net.Listen("tcp", lambdaAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen (Lambda Invoke API): %w", err)
+		}
+		lambdaURL = "http://" + lln.Addr().String()
+		servers = append(servers, &http.Server{
+			Handler:           stack.NewLambdaAPI(e.stack.Pools.Names(), e.stack.Pools, log.With("api", "lambda")),
+			ReadHeaderTimeout: 10 * time.Second,
+		})
+		listeners = append(listeners, lln)
+	}
+	printBanner(stdout, e, "http://"+ln.Addr().String(), lambdaURL)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+		fmt.Fprintln(stdout, "\nstopping: functions and DynamoDB Local")
 	}
-	fmt.Fprintln(stdout, "\nstopping: functions and DynamoDB Local")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
-	return nil
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	return serveErr
 }
 
-func printBanner(w io.Writer, e *env, url string) {
+// lambdaListenAddr is where the Lambda Invoke API listens; "" when
+// -lambda-port is off.
+func lambdaListenAddr(o options) (string, error) {
+	if o.lambdaPort == "off" {
+		return "", nil
+	}
+	port, err := strconv.Atoi(o.lambdaPort)
+	if err != nil || port < 0 || port > 65535 {
+		return "", fmt.Errorf("-lambda-port %q: want a port number (0 = a free one) or off", o.lambdaPort)
+	}
+	return net.JoinHostPort(o.lambdaAddr, strconv.Itoa(port)), nil
+}
+
+func printBanner(w io.Writer, e *env, url, lambdaURL string) {
 	fmt.Fprintf(w, "DynamoDB: %s (table %s)\n", e.ddb.Endpoint, tableNames(e.tmpl))
 	fmt.Fprintln(w, "Routes:")
 	for _, rt := range e.tmpl.Routes {
@@ -299,7 +345,12 @@ func printBanner(w io.Writer, e *env, url string) {
 	}
 	fmt.Fprintln(w, "Get a user access token (last line):  "+hint)
 	fmt.Fprintf(w, "Then:  curl -H \"Authorization: Bearer $TOKEN\" %s/api/token\n", url)
-	fmt.Fprintln(w, "Ctrl-C stops the API, every function and DynamoDB Local.")
+	if lambdaURL != "" {
+		fmt.Fprintf(w, "\nLambda Invoke API: %s (functions by logical id; any SigV4 signature accepted)\n", lambdaURL)
+		fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name VerifyTokenFunction \\\n", lambdaURL)
+		fmt.Fprintln(w, `    --cli-binary-format raw-in-base64-out --payload '{"key":"sk-...","consume":1}' /dev/stdout`)
+	}
+	fmt.Fprintln(w, "\nCtrl-C stops the APIs, every function and DynamoDB Local.")
 }
 
 func tableNames(t *template.Stack) string {

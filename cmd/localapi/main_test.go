@@ -190,6 +190,10 @@ func TestEndToEnd(t *testing.T) {
 // eventPlaceholder is the access token the events/ fixtures carry.
 const eventPlaceholder = "at-EventsPlaceholderReplacedByTheRunner0000000"
 
+// verifyKeyPlaceholder is the key events/verify-token.json carries (its
+// checksum fails: as it is, the answer is not_found).
+const verifyKeyPlaceholder = "sk-VerifyEventPlaceholderKeyReplacedByTheRunner0000"
+
 // TestEventFiles runs every events/*.json through `localapi invoke`, in an
 // order where each finds what it needs (create makes token 1 of the events'
 // user), and checks each one's result.
@@ -208,17 +212,28 @@ func TestEventFiles(t *testing.T) {
 		token          string // "real" substitutes an issued token
 		wantStatus     int    // HTTP events
 		wantAuthorized *bool  // the authorizer event
+		// The verify event: key "real" substitutes the key create-token.json
+		// made; wantValid and wantCode are the answer's valid and code.
+		key       string
+		wantValid *bool
+		wantCode  string
 	}{
+		{file: "verify-token.json", function: "VerifyTokenFunction", key: "placeholder", wantValid: ptr(false), wantCode: "not_found"},
 		{file: "authorizer.json", function: "AuthorizerFunction", token: "placeholder", wantAuthorized: ptr(false)},
 		{file: "authorizer.json", function: "AuthorizerFunction", token: "real", wantAuthorized: ptr(true)},
 		{file: "get-token.json", function: "GetTokenFunction", wantStatus: 404},
 		{file: "create-token.json", function: "CreateTokenFunction", wantStatus: 200},
+		{file: "verify-token.json", function: "VerifyTokenFunction", key: "real", wantValid: ptr(true)},
 		{file: "list-tokens.json", function: "ListTokensFunction", wantStatus: 200},
 		{file: "search-tokens.json", function: "SearchTokensFunction", wantStatus: 200},
 		{file: "get-token.json", function: "GetTokenFunction", wantStatus: 200},
 		{file: "update-token.json", function: "UpdateTokenFunction", wantStatus: 200},
+		{file: "reveal-token-key.json", function: "RevealTokenKeyFunction", wantStatus: 200},
+		{file: "reveal-token-keys.json", function: "RevealTokenKeysFunction", wantStatus: 200},
+		{file: "rotate-token.json", function: "RotateTokenFunction", wantStatus: 200},
 		{file: "delete-token.json", function: "DeleteTokenFunction", wantStatus: 200},
 		{file: "batch-delete-tokens.json", function: "BatchDeleteTokensFunction", wantStatus: 200},
+		{file: "usage-token.json", function: "UsageTokenFunction", wantStatus: 401}, // placeholder key: bad checksum
 	}
 	covered := map[string]bool{}
 	for _, c := range cases {
@@ -233,11 +248,15 @@ func TestEventFiles(t *testing.T) {
 	// The table exists once the first invoke has set the stack up; issue
 	// the real token then.
 	realToken := ""
+	realKey := "" // the full key of the token create-token.json made
 	dir := t.TempDir()
 	for i, c := range cases {
 		name := c.file
 		if c.token != "" {
 			name += "/" + c.token + " token"
+		}
+		if c.key != "" {
+			name += "/" + c.key + " key"
 		}
 		t.Run(name, func(t *testing.T) {
 			raw, err := os.ReadFile(filepath.Join("../../events", c.file))
@@ -249,6 +268,12 @@ func TestEventFiles(t *testing.T) {
 					realToken = issueToken(t, o.dynamoDB, o.table, "events-user")
 				}
 				raw = bytes.ReplaceAll(raw, []byte(eventPlaceholder), []byte(realToken))
+			}
+			if c.key == "real" {
+				if realKey == "" {
+					t.Fatal("create-token.json gave no key")
+				}
+				raw = bytes.ReplaceAll(raw, []byte(verifyKeyPlaceholder), []byte(realKey))
 			}
 			path := filepath.Join(dir, c.file)
 			if err := os.WriteFile(path, raw, 0o644); err != nil {
@@ -277,6 +302,19 @@ func TestEventFiles(t *testing.T) {
 				}
 				return
 			}
+			if c.wantValid != nil {
+				var got struct {
+					Valid bool   `json:"valid"`
+					Code  string `json:"code"`
+				}
+				if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+					t.Fatalf("verify answer %s: %v", stdout.String(), err)
+				}
+				if got.Valid != *c.wantValid || got.Code != c.wantCode {
+					t.Errorf("valid %v code %q, want %v %q (%s)", got.Valid, got.Code, *c.wantValid, c.wantCode, stdout.String())
+				}
+				return
+			}
 			var got struct {
 				StatusCode int    `json:"statusCode"`
 				Body       string `json:"body"`
@@ -286,6 +324,15 @@ func TestEventFiles(t *testing.T) {
 			}
 			if got.StatusCode != c.wantStatus {
 				t.Errorf("statusCode %d (%s), want %d", got.StatusCode, got.Body, c.wantStatus)
+			}
+			if c.file == "create-token.json" {
+				var created struct {
+					Data struct {
+						Key string `json:"key"`
+					} `json:"data"`
+				}
+				_ = json.Unmarshal([]byte(got.Body), &created)
+				realKey = created.Data.Key
 			}
 			for _, line := range strings.Split(stderr.String(), "\n") {
 				if strings.HasPrefix(line, c.function+": init ") {

@@ -34,6 +34,23 @@ type endpoint struct {
 }
 
 func (e endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	serveLogged(w, r, e.name, func(w http.ResponseWriter, r *http.Request) (string, error) {
+		userID, err := UserID(r)
+		if err == nil {
+			err = e.serve(w, r, userID)
+		}
+		if err != nil {
+			WriteError(w, r, err)
+		}
+		return userID, err
+	})
+}
+
+// serveLogged runs serve, which answers the request itself (errors
+// included) and returns the caller's user id (or "") and its error, within
+// the invocation's deadline less replyReserve, then writes the one access
+// log line of the request.
+func serveLogged(w http.ResponseWriter, r *http.Request, name string, serve func(http.ResponseWriter, *http.Request) (string, error)) {
 	start := time.Now()
 	// End the store's work (its retries above all) before Lambda ends the
 	// invocation, so that the client gets our answer, not API Gateway's.
@@ -43,16 +60,10 @@ func (e endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	rec := &statusRecorder{ResponseWriter: w}
-	userID, err := UserID(r)
-	if err == nil {
-		err = e.serve(rec, r, userID)
-	}
-	if err != nil {
-		WriteError(rec, r, err)
-	}
-	// The access line; WriteError has logged a 5xx's cause, once.
+	userID, err := serve(rec, r)
+	// The access line; the error writer has logged a 5xx's cause, once.
 	slog.InfoContext(r.Context(), "request",
-		"endpoint", e.name,
+		"endpoint", name,
 		"request_id", RequestID(r),
 		"user_id", userID,
 		"method", r.Method,

@@ -37,6 +37,7 @@ var catalog = map[string]message{
 	token.EInvalidCount:    {"创建数量无效，必须在 1 到 49 之间，且生成的名称不能超过 30 个字符", "Invalid count: it must be between 1 and 49"},
 	token.EInvalidStatus:   {"状态无效，只能设置为 1（启用）或 2（禁用）", "Invalid status: only 1 (enabled) or 2 (disabled) may be set"},
 	token.EInvalidRPMLimit: {"每分钟请求数限制无效", "Invalid rpm_limit"},
+	token.EInvalidGrace:    {"宽限期无效，必须是 0 到 604800 之间的整数（秒）", "Invalid grace_seconds: it must be an integer from 0 to 604800"},
 	token.ETokenExpired:    {"令牌已过期，无法启用，请先修改令牌过期时间，或者设置为永不过期", "The token has expired and cannot be enabled: change its expiry first, or make it never expire"},
 	token.ETokenExhausted:  {"令牌可用额度已用尽，无法启用，请先修改令牌剩余额度，或者设置为无限额度", "The token's quota is used up and it cannot be enabled: raise its remaining quota first, or make it unlimited"},
 	token.ENotFound:        {"Token不存在", "Token not found"},
@@ -46,6 +47,10 @@ var catalog = map[string]message{
 	token.EInternal:        {"服务器内部错误，请稍后再试", "Internal server error, please try again later"},
 	token.EListFailed:      {"获取Token列表失败", "Failed to list tokens"},
 	token.ESearchFailed:    {"搜索Token失败", "Failed to search tokens"},
+
+	// The usage endpoint's missing key (new-api's token.not_provided); its
+	// invalid key is the verify answer's not_found below (token.invalid).
+	UsageKeyMissing: {"未提供令牌", "Token not provided"},
 
 	// The verify answers' codes (invalid_request and rate_limited are above).
 	token.VerifyNotFound:          {"无效的令牌", "Invalid token"},

@@ -36,6 +36,7 @@ var statusByCode = map[string]int{
 	token.EInvalidCount:    http.StatusBadRequest,
 	token.EInvalidStatus:   http.StatusBadRequest,
 	token.EInvalidRPMLimit: http.StatusBadRequest,
+	token.EInvalidGrace:    http.StatusBadRequest,
 	token.ETokenExpired:    http.StatusBadRequest,
 	token.ETokenExhausted:  http.StatusBadRequest,
 	token.ENotFound:        http.StatusNotFound,
@@ -71,12 +72,18 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status := StatusOf(code)
 	msg := Message(code, RequestLang(r))
 	if status >= 500 {
-		slog.ErrorContext(r.Context(), "request failed",
-			"request_id", RequestID(r), "code", code, "status", status, "error", err.Error())
+		logFailure(r, code, status, err)
 	} else if d := token.ErrorDetail(err); d != "" && !verbatim[code] {
 		msg += ": " + strings.ToValidUTF8(d, "")
 	}
 	writeJSON(w, status, Envelope{Success: false, Message: msg, Code: code})
+}
+
+// logFailure logs the cause of a 5xx answer, with the request id: the one
+// place a server-side error is logged.
+func logFailure(r *http.Request, code string, status int, err error) {
+	slog.ErrorContext(r.Context(), "request failed",
+		"request_id", RequestID(r), "code", code, "status", status, "error", err.Error())
 }
 
 // serverError gives an internal failure the endpoint's own 5xx code (such as
@@ -89,7 +96,9 @@ func serverError(code string, err error) error {
 	return errors.Join(&token.Error{Code: code}, err)
 }
 
-func writeJSON(w http.ResponseWriter, status int, body Envelope) {
+// writeJSON writes body (an Envelope, or the new-api shape of the usage
+// endpoint) as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, body any) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		// Only a programming error (an unmarshalable data value) gets here.

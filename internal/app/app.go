@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/llmgw/token-service/internal/api"
 	"github.com/llmgw/token-service/internal/seal"
@@ -29,6 +30,7 @@ import (
 const (
 	DefaultAllowedGroups    = "default"
 	DefaultMaxTokensPerUser = 1000
+	DefaultRevealsPerMinute = token.DefaultRevealsPerMinute
 )
 
 // Config is a function's configuration, read from the environment.
@@ -36,17 +38,24 @@ type Config struct {
 	TableName        string   // TABLE_NAME, required
 	AllowedGroups    []string // ALLOWED_GROUPS, comma-separated, default "default"
 	MaxTokensPerUser int      // MAX_TOKENS_PER_USER, default 1000
-	SealingKey       string   // SEALING_KEY, base64 of 32 bytes; only functions that seal need it
+	SealingKey       string   // SEALING_KEY, base64 of 32 bytes; the local sealer, used when KMS_KEY_ID is empty
+	// KMSKeyID (KMS_KEY_ID, the key's ARN) selects the KMS sealer; the
+	// template sets it only for the functions that seal or open keys.
+	KMSKeyID         string
+	RevealsPerMinute int // REVEALS_PER_MINUTE, default 30
 	LogLevel         slog.Level
 }
 
 // LoadConfig reads the configuration through getenv (os.Getenv in a
-// function). SEALING_KEY is required only when needSealingKey is set.
+// function). KMS_KEY_ID or SEALING_KEY is required only when
+// needSealingKey is set.
 func LoadConfig(getenv func(string) string, needSealingKey bool) (Config, error) {
 	c := Config{
 		TableName:        strings.TrimSpace(getenv("TABLE_NAME")),
 		MaxTokensPerUser: DefaultMaxTokensPerUser,
 		SealingKey:       strings.TrimSpace(getenv("SEALING_KEY")),
+		KMSKeyID:         strings.TrimSpace(getenv("KMS_KEY_ID")),
+		RevealsPerMinute: DefaultRevealsPerMinute,
 		LogLevel:         slog.LevelInfo,
 	}
 	if c.TableName == "" {
@@ -68,13 +77,20 @@ func LoadConfig(getenv func(string) string, needSealingKey bool) (Config, error)
 		}
 		c.MaxTokensPerUser = n
 	}
+	if s := strings.TrimSpace(getenv("REVEALS_PER_MINUTE")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("config: REVEALS_PER_MINUTE must be a positive integer, got %q", s)
+		}
+		c.RevealsPerMinute = n
+	}
 	if s := strings.TrimSpace(getenv("LOG_LEVEL")); s != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(s)); err != nil {
 			return Config{}, fmt.Errorf("config: LOG_LEVEL must be DEBUG, INFO, WARN or ERROR, got %q", s)
 		}
 	}
-	if needSealingKey && c.SealingKey == "" {
-		return Config{}, errors.New("config: SEALING_KEY is required")
+	if needSealingKey && c.SealingKey == "" && c.KMSKeyID == "" {
+		return Config{}, errors.New("config: KMS_KEY_ID or SEALING_KEY is required")
 	}
 	return c, nil
 }
@@ -84,8 +100,8 @@ func (c Config) Rules() token.Rules { return token.Rules{AllowedGroups: c.Allowe
 
 // Options say what a function needs beyond the store.
 type Options struct {
-	// Sealing: the function writes or opens sealed keys, so SEALING_KEY is
-	// required.
+	// Sealing: the function writes or opens sealed keys, so KMS_KEY_ID or
+	// SEALING_KEY is required.
 	Sealing bool
 }
 
@@ -114,7 +130,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		Table:            cfg.TableName,
 		MaxTokensPerUser: cfg.MaxTokensPerUser,
 	}
-	dc.Sealer, err = Sealer(cfg.SealingKey)
+	dc.Sealer, err = NewSealer(cfg, func() seal.KMSAPI { return kms.NewFromConfig(awsCfg) })
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +139,21 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, fmt.Errorf("build store: %w", err)
 	}
 	return &App{Config: cfg, Store: store, Rules: cfg.Rules(), Clock: time.Now}, nil
+}
+
+// NewSealer is the one place a function's sealer is chosen: KMS (envelope
+// encryption under the key KMS_KEY_ID names, client made by newKMS) when
+// cfg.KMSKeyID is set, as in AWS; else the local AES-256-GCM sealer of
+// SEALING_KEY, as under the local runner; else NoSealer.
+func NewSealer(cfg Config, newKMS func() seal.KMSAPI) (token.Sealer, error) {
+	if cfg.KMSKeyID != "" {
+		s, err := seal.NewKMS(newKMS(), cfg.KMSKeyID)
+		if err != nil {
+			return nil, fmt.Errorf("config: KMS_KEY_ID: %w", err)
+		}
+		return s, nil
+	}
+	return Sealer(cfg.SealingKey)
 }
 
 // Sealer returns the AES-256-GCM sealer of a base64 key, or NoSealer when

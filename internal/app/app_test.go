@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/llmgw/token-service/internal/app"
+	"github.com/llmgw/token-service/internal/seal"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -21,21 +22,25 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "defaults",
 			env:  map[string]string{"TABLE_NAME": "tokens"},
-			want: app.Config{TableName: "tokens", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, LogLevel: slog.LevelInfo},
+			want: app.Config{TableName: "tokens", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, RevealsPerMinute: 30, LogLevel: slog.LevelInfo},
 		},
 		{
 			name: "everything set",
 			env: map[string]string{"TABLE_NAME": "t", "ALLOWED_GROUPS": " default, vip ,,svip", "MAX_TOKENS_PER_USER": "5",
-				"SEALING_KEY": "a2V5", "LOG_LEVEL": "debug"},
+				"SEALING_KEY": "a2V5", "KMS_KEY_ID": "arn:aws:kms:us-east-1:1:key/k", "REVEALS_PER_MINUTE": "7", "LOG_LEVEL": "debug"},
 			sealing: true,
 			want: app.Config{TableName: "t", AllowedGroups: []string{"default", "vip", "svip"}, MaxTokensPerUser: 5,
-				SealingKey: "a2V5", LogLevel: slog.LevelDebug},
+				SealingKey: "a2V5", KMSKeyID: "arn:aws:kms:us-east-1:1:key/k", RevealsPerMinute: 7, LogLevel: slog.LevelDebug},
 		},
 		{name: "no table", env: map[string]string{}, wantErr: true},
 		{name: "bad limit", env: map[string]string{"TABLE_NAME": "t", "MAX_TOKENS_PER_USER": "many"}, wantErr: true},
 		{name: "zero limit", env: map[string]string{"TABLE_NAME": "t", "MAX_TOKENS_PER_USER": "0"}, wantErr: true},
 		{name: "bad log level", env: map[string]string{"TABLE_NAME": "t", "LOG_LEVEL": "LOUD"}, wantErr: true},
 		{name: "sealing key required", env: map[string]string{"TABLE_NAME": "t"}, sealing: true, wantErr: true},
+		{name: "KMS key is enough", env: map[string]string{"TABLE_NAME": "t", "KMS_KEY_ID": "k"}, sealing: true,
+			want: app.Config{TableName: "t", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, KMSKeyID: "k",
+				RevealsPerMinute: 30, LogLevel: slog.LevelInfo}},
+		{name: "bad reveal limit", env: map[string]string{"TABLE_NAME": "t", "REVEALS_PER_MINUTE": "0"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,3 +78,33 @@ func TestSealer(t *testing.T) {
 		t.Errorf("Open = %q, %v", pt, err)
 	}
 }
+
+func TestNewSealerChoosesFromConfig(t *testing.T) {
+	kmsUsed := false
+	newKMS := func() seal.KMSAPI { kmsUsed = true; return stubKMS{} }
+	tests := []struct {
+		name    string
+		cfg     app.Config
+		want    string
+		wantKMS bool
+	}{
+		{"KMS key set", app.Config{KMSKeyID: "arn:aws:kms:us-east-1:1:key/k", SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "*seal.KMS", true},
+		{"sealing key only", app.Config{SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "*seal.AESGCM", false},
+		{"neither", app.Config{}, "app.NoSealer", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kmsUsed = false
+			s, err := app.NewSealer(tt.cfg, newKMS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := reflect.TypeOf(s).String(); got != tt.want || kmsUsed != tt.wantKMS {
+				t.Errorf("sealer %s (KMS client made: %v), want %s (%v)", got, kmsUsed, tt.want, tt.wantKMS)
+			}
+		})
+	}
+}
+
+// stubKMS is never called: choosing a sealer makes no KMS request.
+type stubKMS struct{ seal.KMSAPI }

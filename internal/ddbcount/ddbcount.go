@@ -16,8 +16,9 @@ import (
 // Counter counts requests per operation name ("GetItem", "Query", ...).
 // Its zero value is ready; it is safe for concurrent use.
 type Counter struct {
-	mu     sync.Mutex
-	counts map[string]int
+	mu       sync.Mutex
+	counts   map[string]int
+	capacity map[string]Capacity
 }
 
 // Option installs the counter on a DynamoDB client:
@@ -60,9 +61,10 @@ func (c *Counter) Total() int {
 	return n
 }
 
-// Reset forgets the counts.
+// Reset forgets the counts and the capacity.
 func (c *Counter) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.counts)
+	clear(c.capacity)
 }

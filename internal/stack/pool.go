@@ -36,6 +36,9 @@ type FunctionError struct {
 	Kind string
 	// Detail is RIE's answer (an error type and message; never the event).
 	Detail string
+	// Payload is the function's error document as the runtime reported it
+	// ({"errorMessage": ..., "errorType": ...}) when Kind is "error".
+	Payload []byte
 }
 
 // Error says which function failed how.
@@ -240,7 +243,14 @@ func (p *Pool) startOnce(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			releasePorts(ports)
+		}
+	}()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	runtimeAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
 	logLevel := "info" // INIT REPORT is an info line
 	if p.cfg.Verbose {
 		logLevel = "debug"
@@ -248,7 +258,7 @@ func (p *Pool) startOnce(ctx context.Context) (*instance, error) {
 	cmd := exec.Command(p.cfg.RIE,
 		"--log-level", logLevel,
 		"--runtime-interface-emulator-address", addr,
-		"--runtime-api-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
+		"--runtime-api-address", runtimeAddr,
 		p.cfg.Bootstrap)
 	cmd.Dir = filepath.Dir(p.cfg.Bootstrap)
 	cmd.Env = p.cfg.Env
@@ -266,9 +276,11 @@ func (p *Pool) startOnce(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	w.Close()
+	started = true
 	inst := &instance{
 		pool:    p,
 		cmd:     cmd,
+		ports:   ports,
 		url:     "http://" + addr + "/2015-03-31/functions/function/invocations",
 		exited:  make(chan struct{}),
 		reports: make(chan struct{}, 1),
@@ -277,11 +289,22 @@ func (p *Pool) startOnce(ctx context.Context) (*instance, error) {
 	go inst.readOutput(r)
 	go func() {
 		_ = cmd.Wait()
+		releasePorts(ports)
 		close(inst.exited)
 	}()
-	if err := inst.waitListening(ctx, addr); err != nil {
+	// RIE serves invokes as soon as its own address listens, but binds the
+	// runtime API in a goroutine of its own: an invoke before that would
+	// start a runtime that finds nothing to connect to. It panics when the
+	// runtime API port was taken since freePorts saw it free.
+	for _, a := range []string{addr, runtimeAddr} {
+		if err := inst.waitListening(ctx, a); err != nil {
+			inst.kill()
+			return nil, err
+		}
+	}
+	if !inst.alive() {
 		inst.kill()
-		return nil, err
+		return nil, errors.New("RIE exited after it started listening")
 	}
 	return inst, nil
 }
@@ -290,6 +313,7 @@ func (p *Pool) startOnce(ctx context.Context) (*instance, error) {
 type instance struct {
 	pool    *Pool
 	cmd     *exec.Cmd
+	ports   []int // its emulator and runtime API ports
 	url     string
 	exited  chan struct{} // closed when the RIE process has exited
 	outDone chan struct{} // closed when its output is drained
@@ -386,7 +410,7 @@ func (i *instance) invoke(ctx context.Context, payload []byte) (*Invocation, err
 	case resp.StatusCode != http.StatusOK:
 		return nil, &FunctionError{Function: fn, Kind: "crash", Detail: fmt.Sprintf("emulator status %d: %s", resp.StatusCode, errorSummary(body))}
 	case isFunctionError(body):
-		return nil, &FunctionError{Function: fn, Kind: "error", Detail: errorSummary(body)}
+		return nil, &FunctionError{Function: fn, Kind: "error", Detail: errorSummary(body), Payload: body}
 	}
 	inv := &Invocation{Payload: body, Duration: elapsed, Cold: cold}
 	if cold {
@@ -495,16 +519,44 @@ func writeLine(w io.Writer, line string) {
 	_, _ = io.WriteString(w, line+"\n")
 }
 
-// freePorts asks the kernel for n distinct free loopback ports.
+// portsInUse are the ports handed to instances of this process that have
+// not exited: the kernel may offer one again between freePorts closing its
+// listener and RIE binding it, and two instances must never share one.
+var (
+	portsMu    sync.Mutex
+	portsInUse = map[int]bool{}
+)
+
+// freePorts asks the kernel for n distinct free loopback ports that no
+// instance of this process holds, and reserves them until releasePorts.
 func freePorts(n int) ([]int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	ports := make([]int, 0, n)
-	for range n {
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100 {
+			return nil, errors.New("find a free port: every port offered is in use")
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
 		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		port := l.Addr().(*net.TCPAddr).Port
+		if portsInUse[port] {
+			continue
+		}
+		portsInUse[port] = true
+		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// releasePorts returns ports reserved by freePorts.
+func releasePorts(ports []int) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for _, p := range ports {
+		delete(portsInUse, p)
+	}
 }

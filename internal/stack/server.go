@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type Invoker interface {
 	Invoke(ctx context.Context, function string, payload []byte) (*Invocation, error)
 }
 
+// ErrNoFunction is returned by Pools.Invoke for a function it does not run.
+var ErrNoFunction = errors.New("no such function")
+
 // Pools is one Pool per function logical id.
 type Pools map[string]*Pool
 
@@ -34,9 +38,19 @@ type Pools map[string]*Pool
 func (ps Pools) Invoke(ctx context.Context, function string, payload []byte) (*Invocation, error) {
 	p := ps[function]
 	if p == nil {
-		return nil, fmt.Errorf("invoke %s: no such function", function)
+		return nil, fmt.Errorf("invoke %s: %w", function, ErrNoFunction)
 	}
 	return p.Invoke(ctx, payload)
+}
+
+// Names are the pools' function logical ids, sorted.
+func (ps Pools) Names() []string {
+	names := make([]string, 0, len(ps))
+	for name := range ps {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Close closes every pool.

@@ -565,6 +565,17 @@ func (s *Stack) checkRoutes(raw rawTemplate) error {
 // ParametersWithoutDefault lists the parameters of the template at path
 // that need a value from the caller, sorted.
 func ParametersWithoutDefault(path string) ([]string, error) {
+	return parametersWhere(path, func(def any) bool { return def == nil })
+}
+
+// ParametersWithoutValue lists the parameters of the template at path
+// whose default is missing or empty, sorted: those a local run may have
+// to supply (an optional SealingKey, for one).
+func ParametersWithoutValue(path string) ([]string, error) {
+	return parametersWhere(path, func(def any) bool { return def == nil || scalarString(def) == "" })
+}
+
+func parametersWhere(path string, pick func(def any) bool) ([]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read template: %w", err)
@@ -575,7 +586,7 @@ func ParametersWithoutDefault(path string) ([]string, error) {
 	}
 	var names []string
 	for name, p := range raw.Parameters {
-		if p.Default == nil {
+		if pick(p.Default) {
 			names = append(names, name)
 		}
 	}

@@ -165,7 +165,7 @@ func TestParameters(t *testing.T) {
 		wantErr   string
 		wantCache time.Duration
 	}{
-		{"sealing key required", nil, "SealingKey", 0},
+		{"sealing key optional (KMS in AWS)", nil, "", 0},
 		{"unknown override", map[string]string{"SealingKey": "k", "Nope": "1"}, "Nope", 0},
 		{"number checked", map[string]string{"SealingKey": "k", "MaxTokensPerUser": "many"}, "MaxTokensPerUser", 0},
 		{"override applies", map[string]string{"SealingKey": "k", "AuthorizerCacheSeconds": "30"}, "", 30 * time.Second},
@@ -188,8 +188,12 @@ func TestParameters(t *testing.T) {
 		})
 	}
 	missing, err := template.ParametersWithoutDefault(projectTemplate)
-	if err != nil || !slices.Equal(missing, []string{"SealingKey"}) {
-		t.Errorf("ParametersWithoutDefault = %v, %v; want [SealingKey]", missing, err)
+	if err != nil || len(missing) != 0 {
+		t.Errorf("ParametersWithoutDefault = %v, %v; want none", missing, err)
+	}
+	empty, err := template.ParametersWithoutValue(projectTemplate)
+	if err != nil || !slices.Contains(empty, "SealingKey") {
+		t.Errorf("ParametersWithoutValue = %v, %v; want SealingKey among them", empty, err)
 	}
 }
 
@@ -271,5 +275,40 @@ func TestRouteCrossCheck(t *testing.T) {
 				t.Errorf("routes %+v, want GET /a without authorizer", s.Routes)
 			}
 		})
+	}
+}
+
+// The usage route is authenticated by the sk- key itself, so it alone of
+// the /api routes turns the authorizer off; every other one keeps it.
+func TestProjectUsageRouteHasNoAuthorizer(t *testing.T) {
+	s := loadProject(t)
+	const usage = "GET /api/usage/token"
+	found := false
+	for _, r := range s.Routes {
+		if !strings.HasPrefix(r.Path, "/api/") {
+			continue
+		}
+		if r.Key() == usage {
+			found = true
+			if r.Function != "UsageTokenFunction" || r.Authorizer != "" {
+				t.Errorf("route %s -> %s authorizer %q, want UsageTokenFunction with none", usage, r.Function, r.Authorizer)
+			}
+			continue
+		}
+		if r.Authorizer != "UserAccessToken" {
+			t.Errorf("route %s authorizer %q, want UserAccessToken", r.Key(), r.Authorizer)
+		}
+	}
+	if !found {
+		t.Fatalf("route %s missing", usage)
+	}
+	// NONE is written out on that one event, not reached some other way
+	// (such as an authorizer that does not exist).
+	raw, err := os.ReadFile(projectTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), "Authorizer: "+template.AuthNone+"\n"); n != 1 {
+		t.Errorf("template has %d `Authorizer: NONE` lines, want 1", n)
 	}
 }

@@ -20,10 +20,11 @@ const (
 	EInvalidAllowIPs = "invalid_allow_ips"
 	EInvalidGroup    = "invalid_group"
 	EInvalidCount    = "invalid_count"
-	EInvalidStatus   = "invalid_status"    // a status other than 1 or 2
-	EInvalidRPMLimit = "invalid_rpm_limit" // outside 0..MaxRPMLimit
-	ETokenExpired    = "token_expired"     // enabling a token that reads as expired
-	ETokenExhausted  = "token_exhausted"   // enabling a token that reads as exhausted
+	EInvalidStatus   = "invalid_status"        // a status other than 1 or 2
+	EInvalidRPMLimit = "invalid_rpm_limit"     // outside 0..MaxRPMLimit
+	EInvalidGrace    = "invalid_grace_seconds" // a rotation's grace_seconds outside 0..MaxGraceSeconds
+	ETokenExpired    = "token_expired"         // enabling a token that reads as expired
+	ETokenExhausted  = "token_exhausted"       // enabling a token that reads as exhausted
 	ENotFound        = "token_not_found"
 	ETokenLimit      = "token_limit_reached" // the per-user token limit
 	EUnauthorized    = "unauthorized"
@@ -60,6 +61,19 @@ var ErrNotFound = &Error{Code: ENotFound}
 // ErrLimitReached is returned by the store when a create would exceed the
 // per-user token limit.
 var ErrLimitReached = &Error{Code: ETokenLimit}
+
+// RateLimitError refuses a request over a per-user limit (code
+// ERateLimited); RetryAfter is the whole seconds until it may be tried again.
+type RateLimitError struct {
+	RetryAfter int64
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("token: %s: retry after %ds", ERateLimited, e.RetryAfter)
+}
+
+// Unwrap makes ErrorCode see ERateLimited.
+func (e *RateLimitError) Unwrap() error { return &Error{Code: ERateLimited} }
 
 // ErrorCode returns the code of an *Error anywhere in err's chain, or EInternal
 // for any other error (and "" for nil).

@@ -88,3 +88,23 @@ func (s Spec) Tokens(userID string, now time.Time) ([]Token, error) {
 	}
 	return out, nil
 }
+
+// KeyStore reveals and rotates full keys: the operations that open or seal a
+// key after its creation. Like Store, every method is scoped to one user.
+type KeyStore interface {
+	// RevealKey counts one reveal of userID against limit per clock minute
+	// (a *RateLimitError when over it, nothing read then) and returns the
+	// token with its full key, whatever its status. ErrNotFound.
+	RevealKey(ctx context.Context, userID string, id int64, limit int, now time.Time) (Token, error)
+
+	// RevealKeys counts one reveal (the whole batch) as RevealKey does and
+	// returns the tokens among ids (deduplicated, at most MaxBatchIDs) that
+	// userID owns, with their full keys; the others are left out.
+	RevealKeys(ctx context.Context, userID string, ids []int64, limit int, now time.Time) ([]Token, error)
+
+	// Rotate gives the token a new key (key, as NewKey makes it), keeping
+	// everything else, in one transaction. With grace > 0 the old key keeps
+	// verifying until now+grace; with 0 it stops at once. It returns the
+	// token with its new full key. ErrNotFound.
+	Rotate(ctx context.Context, userID string, id int64, key string, grace time.Duration, now time.Time) (Token, error)
+}

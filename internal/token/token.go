@@ -25,7 +25,11 @@ const (
 	MaxCount      = 49                  // tokens per create: 49 tokens + 49 key lookups + 1 meta = 99 transaction actions
 	MaxBatchIDs   = 100                 // ids per batch request
 	MaxRPMLimit   = 1_000_000
-	NeverExpires  = -1
+	// MaxGraceSeconds is the longest a rotated-out key keeps verifying: 7 days.
+	MaxGraceSeconds = 604_800
+	// DefaultRevealsPerMinute is the per-user reveal limit when none is configured.
+	DefaultRevealsPerMinute = 30
+	NeverExpires            = -1
 )
 
 // Token is one API token of one user.
@@ -39,6 +43,11 @@ type Token struct {
 	Key     string
 	KeyMask string
 	KeyHash string // hex SHA-256 of the full key
+	// PrevKeyHash is the hash of the key a rotation replaced, which keeps
+	// verifying until PrevKeyExpires (Unix seconds); both empty/0 when
+	// there is no grace window.
+	PrevKeyHash    string
+	PrevKeyExpires int64
 
 	Status             Status // the stored status: StatusEnabled or StatusDisabled
 	RemainQuota        int64
@@ -52,6 +61,16 @@ type Token struct {
 	RPMLimit           int64 // requests per minute, 0 = no limit
 	CreatedTime        int64
 	AccessedTime       int64
+}
+
+// AcceptsKeyHash reports whether a key with hash names t at now: its
+// current key, or the key a rotation replaced while its grace window lasts.
+// Every path that finds a token by key (verify, usage) confirms it so.
+func (t Token) AcceptsKeyHash(hash string, now time.Time) bool {
+	if hash == "" {
+		return false
+	}
+	return hash == t.KeyHash || (hash == t.PrevKeyHash && now.Unix() < t.PrevKeyExpires)
 }
 
 // Expired reports whether t's expiry has passed at now.

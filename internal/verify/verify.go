@@ -118,7 +118,9 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 		}
 	}
 	st, err := v.store.ReadForVerify(ctx, ref.userID, ref.tokenID)
-	if isNotFound(err) || (err == nil && st.Token.KeyHash != hash) {
+	// The token's key hashes confirm the mapping: its current key, or the
+	// key a rotation replaced while its grace window lasts.
+	if isNotFound(err) || (err == nil && !st.Token.AcceptsKeyHash(hash, now)) {
 		v.cache.remove(hash)
 		return Refused(token.VerifyNotFound), nil
 	}
@@ -136,7 +138,7 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 	case token.KindRefund:
 		a, err = v.refund(ctx, st, -req.Consume, now)
 	default:
-		a, err = v.check(ctx, st, req, now)
+		a, err = v.check(ctx, st, hash, req, now)
 	}
 	if isNotFound(err) {
 		v.cache.remove(hash)
@@ -148,15 +150,14 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 	return a, nil
 }
 
-// check runs the ordered checks on st and, when they pass, the one
+// check runs the ordered checks on st (found by the key with keyHash) and, when they pass, the one
 // conditional write that charges req.Consume and counts the rpm window,
 // again on a fresh read when the write finds the token changed.
-func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, req token.VerifyRequest, now time.Time) (Answer, error) {
-	hash := st.Token.KeyHash
+func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, keyHash string, req token.VerifyRequest, now time.Time) (Answer, error) {
 	window := token.MinuteStart(now)
 	for round := 1; ; round++ {
 		t := st.Token
-		if t.KeyHash != hash {
+		if !t.AcceptsKeyHash(keyHash, now) {
 			return Answer{}, token.ErrNotFound
 		}
 		if code := token.CheckUse(t, st.UserDisabled, req.Model, req.ClientIP, now); code != "" {
@@ -173,7 +174,7 @@ func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, req token.V
 		if req.Consume == 0 && t.RPMLimit == 0 {
 			// Nothing to charge or count: only keep accessed_time to the minute.
 			if t.AccessedTime < window {
-				if err := v.store.Touch(ctx, t.UserID, t.ID, hash, now); err != nil {
+				if err := v.store.Touch(ctx, t.UserID, t.ID, t.KeyHash, now); err != nil {
 					return Answer{}, err
 				}
 			}

@@ -18,6 +18,9 @@ import (
 type victim struct {
 	id      int64
 	keyHash string
+	// prevKeyHash names the lookup item of a key rotated out with a grace
+	// window, deleted with the token whether or not it has expired.
+	prevKeyHash string
 }
 
 // Delete removes one token, its key lookup item and one from the user's
@@ -39,7 +42,12 @@ func (s *Store) Delete(ctx context.Context, userID string, id int64) error {
 	return nil
 }
 
-// DeleteMany removes the user's tokens among ids, maxTxTokens per
+// maxDeleteTx is the most tokens one delete transaction removes: each
+// takes its lookup item and maybe a rotated-out key's, and the meta item is
+// one more action, within DynamoDB's 100.
+const maxDeleteTx = 33
+
+// DeleteMany removes the user's tokens among ids, maxDeleteTx per
 // transaction, and returns how many it removed. Ids the user does not own
 // (or that a concurrent call removed first) are skipped.
 func (s *Store) DeleteMany(ctx context.Context, userID string, ids []int64) (int, error) {
@@ -62,8 +70,8 @@ func (s *Store) DeleteMany(ctx context.Context, userID string, ids []int64) (int
 // conflict) is retried with a fresh read of its chunk.
 func (s *Store) deleteVictims(ctx context.Context, userID string, ids []int64) (int, error) {
 	deleted := 0
-	for start := 0; start < len(ids); start += maxTxTokens {
-		chunk := ids[start:min(start+maxTxTokens, len(ids))]
+	for start := 0; start < len(ids); start += maxDeleteTx {
+		chunk := ids[start:min(start+maxDeleteTx, len(ids))]
 		for attempt := 1; ; attempt++ {
 			victims, err := s.readKeyHashes(ctx, userID, chunk)
 			if err != nil {
@@ -81,7 +89,7 @@ func (s *Store) deleteVictims(ctx context.Context, userID string, ids []int64) (
 			if !ok {
 				return deleted, err
 			}
-			// Actions: tokens [0,n), lookups [n,2n), meta 2n. A token that
+			// Actions: tokens [0,n), then lookups and the meta item. A token that
 			// vanished (a concurrent delete; the count then fails its
 			// condition too) or a conflict: re-read and retry. The count
 			// failing alone means it would go below zero.
@@ -138,6 +146,12 @@ func (s *Store) deleteTx(ctx context.Context, userID string, victims []victim) e
 			TableName: aws.String(s.table),
 			Key:       itemKey(keyPK(v.keyHash), keySK),
 		}})
+		if v.prevKeyHash != "" && v.prevKeyHash != v.keyHash {
+			lookups = append(lookups, types.TransactWriteItem{Delete: &types.Delete{
+				TableName: aws.String(s.table),
+				Key:       itemKey(keyPK(v.prevKeyHash), keySK),
+			}})
+		}
 	}
 	items = append(items, lookups...)
 
@@ -184,49 +198,23 @@ func (s *Store) readKeyHashes(ctx context.Context, userID string, ids []int64) (
 	}
 
 	proj := expression.NamesList(expression.Name(PartitionKey), expression.Name(SortKey),
-		expression.Name("id"), expression.Name(attrKeyHash))
-	expr, err := expression.NewBuilder().WithProjection(proj).Build()
+		expression.Name("id"), expression.Name(attrKeyHash), expression.Name(attrPrevKeyHash))
+	items, err := s.batchGetTokens(ctx, userID, ids, &proj)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]map[string]types.AttributeValue, len(ids))
-	for i, id := range ids {
-		keys[i] = tokenKey(userID, id)
-	}
-	byID := make(map[int64]string, len(ids))
-	request := map[string]types.KeysAndAttributes{s.table: {
-		Keys:                     keys,
-		ConsistentRead:           aws.Bool(true),
-		ProjectionExpression:     expr.Projection(),
-		ExpressionAttributeNames: expr.Names(),
-	}}
-	for attempt := 1; ; attempt++ {
-		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+	byID := make(map[int64]victim, len(ids))
+	for _, av := range items {
+		v, err := decodeVictim(av)
 		if err != nil {
-			return nil, fmt.Errorf("read tokens: %w", err)
-		}
-		for _, av := range out.Responses[s.table] {
-			v, err := decodeVictim(av)
-			if err != nil {
-				return nil, err
-			}
-			byID[v.id] = v.keyHash
-		}
-		if len(out.UnprocessedKeys[s.table].Keys) == 0 {
-			break
-		}
-		if attempt >= s.retry.attempts {
-			return nil, fmt.Errorf("read tokens: unprocessed keys: %w", errRetriesExhausted)
-		}
-		if err := s.retry.wait(ctx, attempt); err != nil {
 			return nil, err
 		}
-		request = out.UnprocessedKeys
+		byID[v.id] = v
 	}
 	victims := make([]victim, 0, len(byID))
 	for _, id := range ids {
-		if h, ok := byID[id]; ok {
-			victims = append(victims, victim{id: id, keyHash: h})
+		if v, ok := byID[id]; ok {
+			victims = append(victims, v)
 		}
 	}
 	return victims, nil
@@ -240,5 +228,5 @@ func decodeVictim(av map[string]types.AttributeValue) (victim, error) {
 	if it.KeyHash == "" {
 		return victim{}, fmt.Errorf("token %d has no key hash", it.ID)
 	}
-	return victim{id: it.ID, keyHash: it.KeyHash}, nil
+	return victim{id: it.ID, keyHash: it.KeyHash, prevKeyHash: it.PrevKeyHash}, nil
 }

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/llmgw/token-service/internal/token"
 )
@@ -32,6 +33,18 @@ const (
 	attrRPMWindow  = "rpm_window"
 	attrRPMCount   = "rpm_count"
 	attrDisabled   = "disabled"
+	// After a rotation with a grace window: the replaced key's hash and
+	// when it stops verifying (Unix seconds).
+	attrPrevKeyHash    = "prev_key_hash"
+	attrPrevKeyExpires = "prev_key_expires"
+	attrKeyMask        = "key_mask"
+	attrKeySealed      = "key_sealed"
+	// attrExpiresAt is the TTL attribute (template.yaml) of a rotated-out
+	// key's lookup item. TTL deletes late, so reads check it too.
+	attrExpiresAt = "expires_at"
+	// The per-user reveal window on the meta item: minute start and count.
+	attrRevealWindow = "reveal_window"
+	attrRevealCount  = "reveal_count"
 )
 
 func userPK(userID string) string { return userPrefix + userID }
@@ -68,6 +81,9 @@ type tokenItem struct {
 	// counted in it. Only verify writes them.
 	RPMWindow int64 `dynamodbav:"rpm_window,omitempty"`
 	RPMCount  int64 `dynamodbav:"rpm_count,omitempty"`
+	// Set by a rotation with a grace window, removed by one without.
+	PrevKeyHash    string `dynamodbav:"prev_key_hash,omitempty"`
+	PrevKeyExpires int64  `dynamodbav:"prev_key_expires,omitempty"`
 }
 
 // toDBToken converts t (with its id set) to its item; the caller seals the key.
@@ -115,6 +131,8 @@ func toDomainToken(it tokenItem) token.Token {
 		RPMLimit:           it.RPMLimit,
 		CreatedTime:        it.CreatedTime,
 		AccessedTime:       it.AccessedTime,
+		PrevKeyHash:        it.PrevKeyHash,
+		PrevKeyExpires:     it.PrevKeyExpires,
 	}
 }
 
@@ -141,6 +159,10 @@ type metaItem struct {
 	TokenCount int    `dynamodbav:"token_count"`
 	NextID     int64  `dynamodbav:"next_id"` // the last id issued; ids are never reused
 	Disabled   bool   `dynamodbav:"disabled,omitempty"`
+	// The reveal limit's window (minute start) and the reveals counted in
+	// it. Only reveals write them.
+	RevealWindow int64 `dynamodbav:"reveal_window,omitempty"`
+	RevealCount  int64 `dynamodbav:"reveal_count,omitempty"`
 }
 
 // lookupItem maps a key hash to its token.
@@ -149,6 +171,15 @@ type lookupItem struct {
 	SK      string `dynamodbav:"sk"`
 	UserID  string `dynamodbav:"user_id"`
 	TokenID int64  `dynamodbav:"token_id"`
+	// ExpiresAt (Unix seconds, the table's TTL attribute) is set on the
+	// lookup item of a key rotated out with a grace window; from then on
+	// the item is missing, whether or not TTL has deleted it yet.
+	ExpiresAt int64 `dynamodbav:"expires_at,omitempty"`
+}
+
+// live reports whether the lookup item still counts at now.
+func (l lookupItem) live(now time.Time) bool {
+	return l.ExpiresAt == 0 || now.Unix() < l.ExpiresAt
 }
 
 // accessItem is a user access token, stored by hash.

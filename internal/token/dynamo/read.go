@@ -224,7 +224,7 @@ func (s *Store) byKey(ctx context.Context, userID, key string) (token.Token, boo
 	if err := attributevalue.UnmarshalMap(out.Item, &l); err != nil {
 		return token.Token{}, false, fmt.Errorf("decode key lookup: %w", err)
 	}
-	if l.UserID != userID {
+	if l.UserID != userID || !l.live(s.now()) {
 		return token.Token{}, false, nil
 	}
 	t, found, err := s.getToken(ctx, userID, l.TokenID)

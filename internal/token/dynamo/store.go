@@ -72,6 +72,8 @@ type Store struct {
 	limit  int
 	now    func() time.Time
 	retry  retryPolicy
+	// revealWindows is the reveal window last seen per user (countReveal).
+	revealWindows *windowCache
 }
 
 var (
@@ -102,6 +104,8 @@ func New(cfg Config) (*Store, error) {
 		limit:  limit,
 		now:    time.Now,
 		retry:  defaultRetry,
+
+		revealWindows: newWindowCache(10_000),
 	}, nil
 }
 

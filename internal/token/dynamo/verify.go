@@ -34,7 +34,9 @@ type StaleError struct {
 func (e *StaleError) Error() string { return "token changed since it was read" }
 
 // LookupKey maps a key hash to its token with one strongly consistent
-// GetItem of the key lookup item. ErrNotFound for an unknown key.
+// GetItem of the key lookup item. ErrNotFound for an unknown key, and for
+// the lookup item of a rotated-out key whose grace window has ended. The
+// caller confirms the mapping with Token.AcceptsKeyHash.
 func (s *Store) LookupKey(ctx context.Context, keyHash string) (userID string, tokenID int64, err error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
@@ -53,6 +55,10 @@ func (s *Store) LookupKey(ctx context.Context, keyHash string) (userID string, t
 	}
 	if checkUser(l.UserID) != nil || l.TokenID <= 0 {
 		return "", 0, errors.New("look up key: malformed lookup item")
+	}
+	if !l.live(s.now()) {
+		// A rotated-out key whose grace ended; TTL has not deleted it yet.
+		return "", 0, fmt.Errorf("look up key: %w", token.ErrNotFound)
 	}
 	return l.UserID, l.TokenID, nil
 }
@@ -154,19 +160,7 @@ func (s *Store) Charge(ctx context.Context, read VerifyState, c Charge, now time
 		}
 	}
 	if c.CountRate && t.RPMLimit > 0 {
-		window := token.MinuteStart(now)
-		if read.RPMWindow == window {
-			cond = cond.And(expression.Name(attrRPMWindow).Equal(expression.Value(window))).
-				And(expression.Name(attrRPMCount).LessThan(expression.Value(t.RPMLimit)))
-			update = update.Add(expression.Name(attrRPMCount), expression.Value(1))
-		} else {
-			// A new window: whoever opens it first wins; the others find
-			// rpm_window = window and count themselves in it on a retry.
-			cond = cond.And(expression.AttributeNotExists(expression.Name(attrRPMWindow)).
-				Or(expression.Name(attrRPMWindow).LessThan(expression.Value(window))))
-			update = update.Set(expression.Name(attrRPMWindow), expression.Value(window)).
-				Set(expression.Name(attrRPMCount), expression.Value(1))
-		}
+		cond, update = rpmWindow.count(cond, update, read.RPMWindow, t.RPMLimit, now)
 	}
 	st, err := s.verifyUpdate(ctx, read, cond, update)
 	if err != nil {
@@ -323,6 +317,35 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID string, disabled boo
 		return fmt.Errorf("set user disabled: %w", err)
 	}
 	return nil
+}
+
+// minuteWindow is a fixed per-clock-minute request counter kept in two
+// attributes of an item: the window's minute start and the count in it.
+// The verify rpm_limit (on the token) and the reveal limit (on the user's
+// meta item) both use it, each with one conditional UpdateItem.
+type minuteWindow struct{ windowAttr, countAttr string }
+
+var (
+	rpmWindow    = minuteWindow{windowAttr: attrRPMWindow, countAttr: attrRPMCount}
+	revealWindow = minuteWindow{windowAttr: attrRevealWindow, countAttr: attrRevealCount}
+)
+
+// count adds to cond and update the counting of one request at now, given
+// the window the caller believes is stored (known): in that window while
+// its count is under limit, or, when known is an older window, opening
+// now's window. Whoever opens a window first wins; the others fail the
+// condition, learn the stored window and count themselves in it on a retry.
+func (w minuteWindow) count(cond expression.ConditionBuilder, update expression.UpdateBuilder, known, limit int64, now time.Time) (expression.ConditionBuilder, expression.UpdateBuilder) {
+	window := token.MinuteStart(now)
+	if known == window {
+		cond = cond.And(expression.Name(w.windowAttr).Equal(expression.Value(window))).
+			And(expression.Name(w.countAttr).LessThan(expression.Value(limit)))
+		return cond, update.Add(expression.Name(w.countAttr), expression.Value(1))
+	}
+	cond = cond.And(expression.AttributeNotExists(expression.Name(w.windowAttr)).
+		Or(expression.Name(w.windowAttr).LessThan(expression.Value(window))))
+	return cond, update.Set(expression.Name(w.windowAttr), expression.Value(window)).
+		Set(expression.Name(w.countAttr), expression.Value(1))
 }
 
 // sameKey is the condition every verify write starts from: the token

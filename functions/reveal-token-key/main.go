@@ -1,0 +1,27 @@
+// Command reveal-token-key is the Lambda function of POST /api/token/{id}/key: the full key of one of the caller's tokens, within the per-user reveal limit.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/app"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "reveal-token-key:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	a, err := app.New(context.Background(), app.Options{Sealing: true})
+	if err != nil {
+		return err
+	}
+	app.StartHTTP(api.RevealKey(a.Store, a.Config.RevealsPerMinute, a.Clock))
+	return nil
+}

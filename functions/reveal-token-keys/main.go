@@ -1,0 +1,27 @@
+// Command reveal-token-keys is the Lambda function of POST /api/token/batch/keys: the full keys of up to 100 of the caller's tokens, counted as one reveal.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/app"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "reveal-token-keys:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	a, err := app.New(context.Background(), app.Options{Sealing: true})
+	if err != nil {
+		return err
+	}
+	app.StartHTTP(api.RevealKeys(a.Store, a.Config.RevealsPerMinute, a.Clock))
+	return nil
+}

@@ -1,0 +1,29 @@
+// Command usage-token is the Lambda function of GET /api/usage/token: a
+// key's usage in new-api's shape, authenticated by the key itself
+// (Authorization: Bearer sk-...), so its route has no authorizer.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/app"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "usage-token:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	a, err := app.New(context.Background(), app.Options{})
+	if err != nil {
+		return err
+	}
+	app.StartHTTP(api.UsageToken(a.Store, a.Clock))
+	return nil
+}

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/llmgw/token-service/internal/token"
+)
+
+// UsageKeyMissing is the code (for the catalog and the access log; the
+// new-api shape carries no code) of a usage request without a key:
+// no Authorization header, or "Bearer" with nothing after it.
+const UsageKeyMissing = "key_not_provided"
+
+// UsageKeyInvalid is the code of a usage request whose key does not name a
+// live token: not a Bearer header, bad shape or checksum, unknown, deleted
+// or rotated out. It is the verify answer's not_found, with the same message
+// (new-api's "无效的令牌").
+const UsageKeyInvalid = token.VerifyNotFound
+
+// KeyStore is what the usage endpoint reads, the way verify does: the key
+// lookup item (key hash -> user and token id), then the token itself with a
+// strongly consistent read, whose key hash must still be the key's.
+// *dynamo.Store satisfies it.
+type KeyStore interface {
+	// LookupKey maps a key hash to its token; token.ErrNotFound when unknown.
+	LookupKey(ctx context.Context, keyHash string) (userID string, tokenID int64, err error)
+	// Get reads one token; token.ErrNotFound when it does not exist.
+	Get(ctx context.Context, userID string, id int64) (token.Token, error)
+}
+
+// UsageResponse is the body of GET /api/usage/token: new-api's shape, not
+// our envelope, because new-api's clients read it. Data is absent on a
+// failure.
+type UsageResponse struct {
+	Code    bool        `json:"code"`
+	Message string      `json:"message"`
+	Data    *TokenUsage `json:"data,omitempty"`
+}
+
+// TokenUsage is a key's usage as new-api's GetTokenUsage answers it.
+type TokenUsage struct {
+	Object             string          `json:"object"` // always "token_usage"
+	Name               string          `json:"name"`
+	TotalGranted       int64           `json:"total_granted"`   // remain_quota + used_quota
+	TotalUsed          int64           `json:"total_used"`      // used_quota
+	TotalAvailable     int64           `json:"total_available"` // remain_quota
+	UnlimitedQuota     bool            `json:"unlimited_quota"`
+	ModelLimits        map[string]bool `json:"model_limits"` // every listed model -> true; {} when none
+	ModelLimitsEnabled bool            `json:"model_limits_enabled"`
+	ExpiresAt          int64           `json:"expires_at"` // expired_time, 0 when the key never expires
+}
+
+// NewTokenUsage is t's usage. It reads t as stored, whatever its status:
+// a disabled, expired or exhausted key still reads its usage.
+func NewTokenUsage(t token.Token) TokenUsage {
+	limits := make(map[string]bool, len(t.ModelLimits))
+	for _, m := range t.ModelLimits {
+		limits[m] = true
+	}
+	expires := t.ExpiredTime
+	if expires == token.NeverExpires {
+		expires = 0
+	}
+	return TokenUsage{
+		Object:             "token_usage",
+		Name:               t.Name,
+		TotalGranted:       t.RemainQuota + t.UsedQuota,
+		TotalUsed:          t.UsedQuota,
+		TotalAvailable:     t.RemainQuota,
+		UnlimitedQuota:     t.UnlimitedQuota,
+		ModelLimits:        limits,
+		ModelLimitsEnabled: t.ModelLimitsEnabled,
+		ExpiresAt:          expires,
+	}
+}
+
+// UsageToken answers GET /api/usage/token, authenticated by the key itself
+// (Authorization: Bearer sk-...), not by a user access token: the route has
+// no authorizer. A key of bad shape or checksum is refused before any
+// DynamoDB request; otherwise one GetItem of the key lookup item and one
+// strongly consistent GetItem of the token, which must accept the key at
+// clock's now (its current key, or a rotated-out one within its grace
+// window). Every answer is no-store.
+func UsageToken(store KeyStore, clock Clock) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		serveLogged(w, r, "usage-token", func(w http.ResponseWriter, r *http.Request) (string, error) {
+			w.Header().Set("Cache-Control", "no-store")
+			t, err := tokenByKey(r.Context(), store, r.Header.Get("Authorization"), clock.now())
+			if err != nil {
+				writeUsageError(w, r, err)
+				return "", err
+			}
+			u := NewTokenUsage(t)
+			writeJSON(w, http.StatusOK, UsageResponse{Code: true, Message: "ok", Data: &u})
+			return t.UserID, nil
+		})
+	})
+}
+
+// tokenByKey finds the token of the key in an Authorization header value at now.
+func tokenByKey(ctx context.Context, store KeyStore, header string, now time.Time) (token.Token, error) {
+	fields := strings.Fields(header)
+	switch {
+	case len(fields) == 0:
+		return token.Token{}, &token.Error{Code: UsageKeyMissing}
+	case !strings.EqualFold(fields[0], "Bearer"):
+		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
+	case len(fields) == 1:
+		return token.Token{}, &token.Error{Code: UsageKeyMissing}
+	case len(fields) > 2:
+		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
+	}
+	key, err := token.ParseKey(fields[1])
+	if err != nil {
+		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
+	}
+	hash := token.HashKey(key)
+	userID, id, err := store.LookupKey(ctx, hash)
+	if err == nil {
+		var t token.Token
+		if t, err = store.Get(ctx, userID, id); err == nil {
+			if !t.AcceptsKeyHash(hash, now) {
+				// The token's key was rotated and this one's grace is over.
+				return token.Token{}, &token.Error{Code: UsageKeyInvalid}
+			}
+			return t, nil
+		}
+	}
+	if token.ErrorCode(err) == token.ENotFound {
+		// Unknown, or deleted since the lookup item was read.
+		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
+	}
+	return token.Token{}, err
+}
+
+// writeUsageError answers a failed usage request in new-api's shape:
+// 401 for a missing or invalid key, else 500 with nothing of err (logged).
+func writeUsageError(w http.ResponseWriter, r *http.Request, err error) {
+	code := token.ErrorCode(err)
+	status := http.StatusUnauthorized
+	if code != UsageKeyMissing && code != UsageKeyInvalid {
+		code, status = token.EInternal, http.StatusInternalServerError
+		logFailure(r, code, status, err)
+	}
+	writeJSON(w, status, UsageResponse{Code: false, Message: Message(code, RequestLang(r))})
+}

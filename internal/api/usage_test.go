@@ -1,0 +1,343 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/ddbcount"
+	"github.com/llmgw/token-service/internal/dynamotest"
+	"github.com/llmgw/token-service/internal/token"
+	"github.com/llmgw/token-service/internal/token/dynamo"
+	"github.com/llmgw/token-service/internal/verify"
+)
+
+// usageNow is the tests' clock: tokens expiring after it are live.
+var usageNow = time.Unix(1_800_000_000, 0)
+
+// usageEnv is the usage function over a store on a fresh table, its
+// DynamoDB requests counted.
+type usageEnv struct {
+	client  *dynamodb.Client
+	table   string
+	store   *dynamo.Store
+	counter *ddbcount.Counter
+	handler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+}
+
+func newUsageEnv(t *testing.T) usageEnv {
+	t.Helper()
+	client, table := dynamotest.NewTable(t)
+	counter := &ddbcount.Counter{}
+	store := mustStoreOn(t, dynamodb.New(client.Options(), counter.Option), table)
+	return usageEnv{client: client, table: table, store: store, counter: counter,
+		handler: api.LambdaHandler(api.UsageToken(store, func() time.Time { return usageNow }))}
+}
+
+// create stores one token of s for user and returns it with its full key.
+func (e usageEnv) create(t *testing.T, user string, s token.Spec) token.Token {
+	t.Helper()
+	s.Count = 1
+	toks, err := s.Tokens(user, usageNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.store.Create(context.Background(), user, toks)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return got[0]
+}
+
+func (e usageEnv) update(t *testing.T, tok token.Token, p token.Patch) {
+	t.Helper()
+	if _, err := e.store.Update(context.Background(), tok.UserID, tok.ID, p, usageNow); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+}
+
+// setKeyHash writes what a rotation leaves on tok's item: the current key
+// hash and, with a grace window, the replaced key's hash and its end.
+func (e usageEnv) setKeyHash(t *testing.T, tok token.Token, hash, prevHash string, prevExpires int64) {
+	t.Helper()
+	update := "SET key_hash = :h REMOVE prev_key_hash, prev_key_expires"
+	values := map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: hash}}
+	if prevHash != "" {
+		update = "SET key_hash = :h, prev_key_hash = :p, prev_key_expires = :x"
+		values[":p"] = &types.AttributeValueMemberS{Value: prevHash}
+		values[":x"] = &types.AttributeValueMemberN{Value: fmt.Sprint(prevExpires)}
+	}
+	_, err := e.client.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: aws.String(e.table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: "USER#" + tok.UserID},
+			"sk": &types.AttributeValueMemberS{Value: fmt.Sprintf("TOKEN#%019d", tok.ID)},
+		},
+		UpdateExpression:          aws.String(update),
+		ExpressionAttributeValues: values,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// usageResult is one answer of the usage function.
+type usageResult struct {
+	status  int
+	headers map[string]string
+	body    string
+}
+
+// call runs events/usage-token.json with the Authorization header set to
+// auth (removed when auth is "") and the extra headers through the function.
+func (e usageEnv) call(t *testing.T, auth string, headers ...string) usageResult {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", "usage-token.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.RequestContext.Authorizer != nil {
+		t.Fatal("events/usage-token.json carries an authorizer verdict; its route has none")
+	}
+	delete(ev.Headers, "authorization")
+	if auth != "" {
+		ev.Headers["authorization"] = auth
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		ev.Headers[headers[i]] = headers[i+1]
+	}
+	out, err := e.handler(context.Background(), ev)
+	if err != nil {
+		t.Fatalf("handler error: %v", err)
+	}
+	return usageResult{status: out.StatusCode, headers: out.Headers, body: out.Body}
+}
+
+// want checks the status, the no-store header and the body, as JSON values
+// (so the shape is exact: no field more, none less).
+func (r usageResult) want(t *testing.T, status int, body string) {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	if got := r.headers["Cache-Control"]; got != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", got)
+	}
+	var got, want any
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+		t.Fatalf("body is not JSON: %v: %s", err, r.body)
+	}
+	if err := json.Unmarshal([]byte(body), &want); err != nil {
+		t.Fatalf("bad want %s: %v", body, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("body\n%s\nwant\n%s", r.body, body)
+	}
+}
+
+func bearer(key string) string { return "Bearer " + key }
+
+func usageBody(name string, granted, used, available int64, unlimited bool, limits string, enabled bool, expires int64) string {
+	return fmt.Sprintf(`{"code":true,"message":"ok","data":{"object":"token_usage","name":%q,"total_granted":%d,"total_used":%d,"total_available":%d,"unlimited_quota":%v,"model_limits":%s,"model_limits_enabled":%v,"expires_at":%d}}`,
+		name, granted, used, available, unlimited, limits, enabled, expires)
+}
+
+func TestUsageTokenShape(t *testing.T) {
+	e := newUsageEnv(t)
+	expires := usageNow.Unix() + 86400
+	limited := e.create(t, "u1", token.Spec{Name: "limited", ExpiredTime: expires, RemainQuota: 1000,
+		ModelLimitsEnabled: true, ModelLimits: []string{"gpt-4", "claude-3"}})
+	// Spend 300 of it the way the relay does, so used_quota is real.
+	a, err := verify.New(e.store, 0).Verify(context.Background(),
+		token.VerifyRequest{Key: limited.Key, Model: "gpt-4", Consume: 300}, usageNow)
+	if err != nil || !a.Valid {
+		t.Fatalf("consume: %+v %v", a, err)
+	}
+	never := e.create(t, "u1", token.Spec{Name: "不过期", ExpiredTime: token.NeverExpires, RemainQuota: 5})
+	unlimited := e.create(t, "u2", token.Spec{Name: "unlimited", ExpiredTime: token.NeverExpires, UnlimitedQuota: true,
+		ModelLimits: []string{"gpt-4o"}})
+
+	tests := []struct {
+		name string
+		auth string
+		want string
+	}{
+		{"limits, used quota, expiry", bearer(limited.Key),
+			usageBody("limited", 1000, 300, 700, false, `{"gpt-4":true,"claude-3":true}`, true, expires)},
+		{"never expires reads 0, no limits reads {}", bearer(never.Key),
+			usageBody("不过期", 5, 0, 5, false, `{}`, false, 0)},
+		{"unlimited; listed models even when limits are off", bearer(unlimited.Key),
+			usageBody("unlimited", 0, 0, 0, true, `{"gpt-4o":true}`, false, 0)},
+		{"key without sk-", bearer(strings.TrimPrefix(never.Key, token.KeyPrefix)),
+			usageBody("不过期", 5, 0, 5, false, `{}`, false, 0)},
+		{"lower-case scheme, extra spaces", "  bearer   " + never.Key + " ",
+			usageBody("不过期", 5, 0, 5, false, `{}`, false, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.counter.Reset()
+			r := e.call(t, tt.auth)
+			r.want(t, 200, tt.want)
+			// The key lookup item, then the token: one GetItem each.
+			if got := e.counter.Counts(); !reflect.DeepEqual(got, map[string]int{"GetItem": 2}) {
+				t.Errorf("DynamoDB requests %v, want 2 GetItem", got)
+			}
+			if m := fullKey.FindString(r.body); m != "" {
+				t.Errorf("body holds a full key: %s", r.body)
+			}
+		})
+	}
+}
+
+func TestUsageTokenUnusableKeysStillRead(t *testing.T) {
+	e := newUsageEnv(t)
+	past := usageNow.Unix() - 60
+	disabled := e.create(t, "u1", token.Spec{Name: "disabled", ExpiredTime: token.NeverExpires, RemainQuota: 10})
+	st := token.StatusDisabled
+	e.update(t, disabled, token.Patch{Status: &st})
+	expired := e.create(t, "u1", token.Spec{Name: "expired", ExpiredTime: usageNow.Unix() + 60, RemainQuota: 10})
+	e.update(t, expired, token.Patch{ExpiredTime: &past})
+	exhausted := e.create(t, "u1", token.Spec{Name: "exhausted", ExpiredTime: token.NeverExpires, RemainQuota: 0})
+
+	tests := []struct {
+		name string
+		key  string
+		want string
+	}{
+		{"disabled", disabled.Key, usageBody("disabled", 10, 0, 10, false, `{}`, false, 0)},
+		{"expired", expired.Key, usageBody("expired", 10, 0, 10, false, `{}`, false, past)},
+		{"exhausted", exhausted.Key, usageBody("exhausted", 0, 0, 0, false, `{}`, false, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.call(t, bearer(tt.key)).want(t, 200, tt.want)
+		})
+	}
+}
+
+func TestUsageTokenRefusesBeforeDynamoDB(t *testing.T) {
+	e := newUsageEnv(t)
+	good := e.create(t, "u1", token.Spec{Name: "good", ExpiredTime: token.NeverExpires, RemainQuota: 1})
+	// The same body with its checksum broken.
+	last := good.Key[len(good.Key)-1]
+	flip := byte('A')
+	if last == 'A' {
+		flip = 'B'
+	}
+	badSum := good.Key[:len(good.Key)-1] + string(flip)
+
+	const missing = `{"code":false,"message":"未提供令牌"}`
+	const invalid = `{"code":false,"message":"无效的令牌"}`
+	tests := []struct {
+		name, auth, want string
+	}{
+		{"no Authorization header", "", missing},
+		{"blank header", "   ", missing},
+		{"Bearer without a key", "Bearer", missing},
+		{"Bearer and spaces", "Bearer    ", missing},
+		{"not Bearer", "Basic " + good.Key, invalid},
+		{"key without a scheme", good.Key, invalid},
+		{"three parts", "Bearer " + good.Key + " x", invalid},
+		{"bad checksum", bearer(badSum), invalid},
+		{"too short", bearer("sk-123"), invalid},
+		{"new-api channel suffix", bearer(good.Key + "-2"), invalid},
+		{"not base62", bearer(good.Key[:10] + "_" + good.Key[11:]), invalid},
+		{"user access token", bearer("at-" + strings.Repeat("A", 43)), invalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.counter.Reset()
+			e.call(t, tt.auth).want(t, 401, tt.want)
+			if n := e.counter.Total(); n != 0 {
+				t.Errorf("%d DynamoDB requests (%v), want 0", n, e.counter.Counts())
+			}
+		})
+	}
+	t.Run("english", func(t *testing.T) {
+		e.call(t, "", "accept-language", "en-US,en;q=0.9").want(t, 401, `{"code":false,"message":"Token not provided"}`)
+		e.call(t, bearer(badSum), "accept-language", "en").want(t, 401, `{"code":false,"message":"Invalid token"}`)
+	})
+}
+
+func TestUsageTokenDeadKeys(t *testing.T) {
+	e := newUsageEnv(t)
+	ctx := context.Background()
+	const invalid = `{"code":false,"message":"无效的令牌"}`
+
+	unknown, err := token.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := e.create(t, "u1", token.Spec{Name: "deleted", ExpiredTime: token.NeverExpires, RemainQuota: 1})
+	if err := e.store.Delete(ctx, deleted.UserID, deleted.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A rotated-out key: its lookup item still names the token, whose key
+	// hash is now another key's (what a rotation past its grace leaves).
+	rotated := e.create(t, "u1", token.Spec{Name: "rotated", ExpiredTime: token.NeverExpires, RemainQuota: 1})
+	newKey, err := token.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.setKeyHash(t, rotated, token.HashKey(newKey), "", 0)
+	// A key rotated out with a grace window that lasts until usageNow+60.
+	graced := e.create(t, "u1", token.Spec{Name: "graced", ExpiredTime: token.NeverExpires, RemainQuota: 1})
+	e.setKeyHash(t, graced, token.HashKey(newKey), graced.KeyHash, usageNow.Unix()+60)
+	t.Run("rotated out, within its grace", func(t *testing.T) {
+		e.call(t, bearer(graced.Key)).want(t, 200, usageBody("graced", 1, 0, 1, false, `{}`, false, 0))
+	})
+	t.Run("rotated out, grace over", func(t *testing.T) {
+		later := e
+		later.handler = api.LambdaHandler(api.UsageToken(e.store, func() time.Time { return usageNow.Add(time.Minute) }))
+		later.call(t, bearer(graced.Key)).want(t, 401, invalid)
+	})
+
+	tests := []struct {
+		name, key string
+		wantGets  int
+	}{
+		{"unknown", unknown, 1},
+		{"deleted", deleted.Key, 1},
+		{"rotated out", rotated.Key, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.counter.Reset()
+			e.call(t, bearer(tt.key)).want(t, 401, invalid)
+			if got := e.counter.Counts(); !reflect.DeepEqual(got, map[string]int{"GetItem": tt.wantGets}) {
+				t.Errorf("DynamoDB requests %v, want %d GetItem", got, tt.wantGets)
+			}
+		})
+	}
+}
+
+func TestUsageTokenServerError(t *testing.T) {
+	client, _ := dynamotest.NewTable(t)
+	store := mustStoreOn(t, client, "no-such-table")
+	key, err := token.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := usageEnv{handler: api.LambdaHandler(api.UsageToken(store, func() time.Time { return usageNow }))}
+	r := e.call(t, bearer(key))
+	r.want(t, 500, `{"code":false,"message":"`+api.Message(token.EInternal, api.LangZH)+`"}`)
+	if strings.Contains(r.body, "no-such-table") || strings.Contains(r.body, "ResourceNotFound") {
+		t.Errorf("500 leaks internals: %s", r.body)
+	}
+}

@@ -1,0 +1,394 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/llmgw/token-service/internal/token"
+)
+
+var _ token.KeyStore = (*Store)(nil)
+
+// RevealKey counts the reveal (one conditional UpdateItem of the user's
+// meta item, see countReveal), then reads the token with one strongly
+// consistent GetItem and opens its sealed key.
+func (s *Store) RevealKey(ctx context.Context, userID string, id int64, limit int, now time.Time) (token.Token, error) {
+	if err := checkUser(userID); err != nil {
+		return token.Token{}, fmt.Errorf("reveal key: %w", err)
+	}
+	if err := token.CheckID(id); err != nil {
+		return token.Token{}, err
+	}
+	if err := s.countReveal(ctx, userID, limit, now); err != nil {
+		return token.Token{}, fmt.Errorf("reveal key: %w", err)
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            tokenKey(userID, id),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return token.Token{}, fmt.Errorf("reveal key: %w", err)
+	}
+	if len(out.Item) == 0 {
+		return token.Token{}, fmt.Errorf("reveal key: %w", token.ErrNotFound)
+	}
+	t, err := s.openToken(ctx, out.Item)
+	if err != nil {
+		return token.Token{}, fmt.Errorf("reveal key: %w", err)
+	}
+	return t, nil
+}
+
+// RevealKeys counts the batch as one reveal (one UpdateItem), then reads
+// the tokens with one strongly consistent BatchGetItem (again only for
+// keys DynamoDB leaves unprocessed) and opens their keys, in the order of
+// ids; ids the user does not own are left out.
+func (s *Store) RevealKeys(ctx context.Context, userID string, ids []int64, limit int, now time.Time) ([]token.Token, error) {
+	if err := checkUser(userID); err != nil {
+		return nil, fmt.Errorf("reveal keys: %w", err)
+	}
+	ids, err := token.UniqueIDs(ids)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.countReveal(ctx, userID, limit, now); err != nil {
+		if errors.Is(err, errNoUser) {
+			return []token.Token{}, nil
+		}
+		return nil, fmt.Errorf("reveal keys: %w", err)
+	}
+	items, err := s.batchGetTokens(ctx, userID, ids, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reveal keys: %w", err)
+	}
+	byID := make(map[int64]token.Token, len(items))
+	for _, av := range items {
+		t, err := s.openToken(ctx, av)
+		if err != nil {
+			return nil, fmt.Errorf("reveal keys: %w", err)
+		}
+		byID[t.ID] = t
+	}
+	out := make([]token.Token, 0, len(byID))
+	for _, id := range ids {
+		if t, ok := byID[id]; ok {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// openToken decodes a token item and opens its sealed key, checking that
+// the key is the one the item's hash names.
+func (s *Store) openToken(ctx context.Context, av map[string]types.AttributeValue) (token.Token, error) {
+	var it tokenItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return token.Token{}, fmt.Errorf("decode token: %w", err)
+	}
+	key, err := s.sealer.Open(ctx, it.KeySealed, sealAAD(it.PK, it.SK))
+	if err != nil {
+		return token.Token{}, fmt.Errorf("open key of token %d: %w", it.ID, err)
+	}
+	if token.HashKey(string(key)) != it.KeyHash {
+		return token.Token{}, fmt.Errorf("open key of token %d: the sealed key does not match its hash", it.ID)
+	}
+	t := toDomainToken(it)
+	t.Key = string(key)
+	return t, nil
+}
+
+// errNoUser is countReveal's answer for a user without a meta item: a user
+// who never created a token, so has none to reveal (nothing is written).
+var errNoUser = fmt.Errorf("no such user: %w", token.ErrNotFound)
+
+// countReveal counts one reveal of userID in the per-minute window on the
+// user's meta item with one conditional UpdateItem (the minuteWindow of
+// verify's rpm_limit). The window this container saw last for the user
+// picks the update; when another container opened the minute first, the
+// failed condition returns the stored window and a second UpdateItem
+// counts in it. Over limit: *token.RateLimitError, nothing counted.
+// limit <= 0 counts nothing.
+func (s *Store) countReveal(ctx context.Context, userID string, limit int, now time.Time) error {
+	if limit <= 0 {
+		return nil
+	}
+	window := token.MinuteStart(now)
+	known := s.revealWindows.get(userID)
+	for attempt := 1; ; attempt++ {
+		cond, update := revealWindow.count(expression.AttributeExists(expression.Name(PartitionKey)),
+			expression.UpdateBuilder{}, known, int64(limit), now)
+		expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(update).Build()
+		if err != nil {
+			return fmt.Errorf("count reveal: %w", err)
+		}
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                           aws.String(s.table),
+			Key:                                 metaKey(userID),
+			UpdateExpression:                    expr.Update(),
+			ConditionExpression:                 expr.Condition(),
+			ExpressionAttributeNames:            expr.Names(),
+			ExpressionAttributeValues:           expr.Values(),
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		if err == nil {
+			s.revealWindows.put(userID, window)
+			return nil
+		}
+		ccf, ok := isConditionFailed(err)
+		if !ok {
+			return fmt.Errorf("count reveal: %w", err)
+		}
+		if len(ccf.Item) == 0 {
+			return errNoUser
+		}
+		var m metaItem
+		if err := attributevalue.UnmarshalMap(ccf.Item, &m); err != nil {
+			return fmt.Errorf("count reveal: decode user meta: %w", err)
+		}
+		if m.RevealWindow == window && m.RevealCount >= int64(limit) {
+			s.revealWindows.put(userID, window)
+			return &token.RateLimitError{RetryAfter: token.RetryAfter(now)}
+		}
+		if m.RevealWindow > window {
+			// Another container's clock is ahead: count nothing rather than
+			// move the window back.
+			return &token.RateLimitError{RetryAfter: max(m.RevealWindow-now.Unix(), 1)}
+		}
+		if attempt >= s.retry.attempts {
+			return fmt.Errorf("count reveal: %w", errRetriesExhausted)
+		}
+		known = m.RevealWindow
+	}
+}
+
+// windowCache remembers, per user, the reveal window this container last
+// saw, so that most reveals pick the right update at once. Bounded: when
+// full it starts over (a miss costs one more UpdateItem).
+type windowCache struct {
+	mu      sync.Mutex
+	max     int
+	windows map[string]int64
+}
+
+func newWindowCache(max int) *windowCache {
+	return &windowCache{max: max, windows: map[string]int64{}}
+}
+
+func (c *windowCache) get(userID string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.windows[userID]
+}
+
+func (c *windowCache) put(userID string, window int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.windows[userID]; !ok && len(c.windows) >= c.max {
+		clear(c.windows)
+	}
+	c.windows[userID] = window
+}
+
+// Rotate gives the token a new key in one transaction, after one strongly
+// consistent read of the token:
+//
+//   - the token gets the new key_hash, key_mask and sealed key, on the
+//     condition that its key_hash is still the one read; with a grace
+//     window it records the old hash and its end (prev_key_hash,
+//     prev_key_expires), without one it drops them;
+//   - the new key's lookup item is put (it must not exist);
+//   - the old key's lookup item is deleted (no grace) or given expires_at,
+//     the table's TTL attribute (grace);
+//   - the lookup item of a key rotated out earlier, still in its grace, is
+//     deleted: only the latest replaced key keeps verifying.
+//
+// A transaction that lost a race to another rotation is re-read and retried.
+func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string, grace time.Duration, now time.Time) (token.Token, error) {
+	if err := checkUser(userID); err != nil {
+		return token.Token{}, fmt.Errorf("rotate key: %w", err)
+	}
+	if err := token.CheckID(id); err != nil {
+		return token.Token{}, err
+	}
+	if grace < 0 || grace > token.MaxGraceSeconds*time.Second {
+		return token.Token{}, token.Errorf(token.EInvalidGrace, "0 to %d seconds", token.MaxGraceSeconds)
+	}
+	key, err := token.ParseKey(key)
+	if err != nil {
+		return token.Token{}, fmt.Errorf("rotate key: %w", err)
+	}
+	for attempt := 1; ; attempt++ {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      aws.String(s.table),
+			Key:            tokenKey(userID, id),
+			ConsistentRead: aws.Bool(true),
+		})
+		if err != nil {
+			return token.Token{}, fmt.Errorf("rotate key: %w", err)
+		}
+		if len(out.Item) == 0 {
+			return token.Token{}, fmt.Errorf("rotate key: %w", token.ErrNotFound)
+		}
+		var it tokenItem
+		if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+			return token.Token{}, fmt.Errorf("rotate key: decode token: %w", err)
+		}
+		in, rotated, err := s.rotateTx(ctx, it, key, grace, now)
+		if err != nil {
+			return token.Token{}, fmt.Errorf("rotate key: %w", err)
+		}
+		_, err = s.db.TransactWriteItems(ctx, in)
+		if err == nil {
+			return rotated, nil
+		}
+		reasons, ok := cancellation(err)
+		if !ok {
+			return token.Token{}, fmt.Errorf("rotate key: %w", err)
+		}
+		// Action 0 is the token: its key changed (a concurrent rotation)
+		// or it was deleted. Re-read: a deleted token is then not found.
+		if reasonCode(reasons, 0) != reasonConditionFailed && !hasReason(reasons, reasonConflict) {
+			return token.Token{}, fmt.Errorf("rotate key: transaction cancelled: %s", describeReasons(reasons))
+		}
+		if attempt >= s.retry.attempts {
+			return token.Token{}, fmt.Errorf("rotate key: %w", errRetriesExhausted)
+		}
+		if err := s.retry.wait(ctx, attempt); err != nil {
+			return token.Token{}, fmt.Errorf("rotate key: %w", err)
+		}
+	}
+}
+
+// rotateTx builds the transaction of one rotation of it to key, and the
+// token as it is after it, with its new full key.
+func (s *Store) rotateTx(ctx context.Context, it tokenItem, key string, grace time.Duration, now time.Time) (*dynamodb.TransactWriteItemsInput, token.Token, error) {
+	oldHash, newHash := it.KeyHash, token.HashKey(key)
+	sealed, err := s.sealer.Seal(ctx, []byte(key), sealAAD(it.PK, it.SK))
+	if err != nil {
+		return nil, token.Token{}, fmt.Errorf("seal key: %w", err)
+	}
+	expires := now.Unix() + int64(grace/time.Second)
+	update := expression.Set(expression.Name(attrKeyHash), expression.Value(newHash)).
+		Set(expression.Name(attrKeyMask), expression.Value(token.MaskKey(key))).
+		Set(expression.Name(attrKeySealed), expression.Value(sealed))
+	if grace >= time.Second {
+		update = update.Set(expression.Name(attrPrevKeyHash), expression.Value(oldHash)).
+			Set(expression.Name(attrPrevKeyExpires), expression.Value(expires))
+	} else {
+		update = update.Remove(expression.Name(attrPrevKeyHash)).Remove(expression.Name(attrPrevKeyExpires))
+	}
+	expr, err := expression.NewBuilder().
+		WithCondition(expression.Name(attrKeyHash).Equal(expression.Value(oldHash))).
+		WithUpdate(update).Build()
+	if err != nil {
+		return nil, token.Token{}, err
+	}
+	items := []types.TransactWriteItem{{Update: &types.Update{
+		TableName:                 aws.String(s.table),
+		Key:                       itemKey(it.PK, it.SK),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	}}}
+
+	lav, err := attributevalue.MarshalMap(lookupItem{PK: keyPK(newHash), SK: keySK, UserID: it.UserID, TokenID: it.ID})
+	if err != nil {
+		return nil, token.Token{}, fmt.Errorf("marshal key lookup: %w", err)
+	}
+	notExists, err := expression.NewBuilder().
+		WithCondition(expression.AttributeNotExists(expression.Name(PartitionKey))).Build()
+	if err != nil {
+		return nil, token.Token{}, err
+	}
+	items = append(items, types.TransactWriteItem{Put: &types.Put{
+		TableName:                aws.String(s.table),
+		Item:                     lav,
+		ConditionExpression:      notExists.Condition(),
+		ExpressionAttributeNames: notExists.Names(),
+	}})
+
+	if grace >= time.Second {
+		ttl, err := expression.NewBuilder().
+			WithCondition(expression.AttributeExists(expression.Name(PartitionKey))).
+			WithUpdate(expression.Set(expression.Name(attrExpiresAt), expression.Value(expires))).Build()
+		if err != nil {
+			return nil, token.Token{}, err
+		}
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:                 aws.String(s.table),
+			Key:                       itemKey(keyPK(oldHash), keySK),
+			UpdateExpression:          ttl.Update(),
+			ConditionExpression:       ttl.Condition(),
+			ExpressionAttributeNames:  ttl.Names(),
+			ExpressionAttributeValues: ttl.Values(),
+		}})
+	} else {
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
+			TableName: aws.String(s.table),
+			Key:       itemKey(keyPK(oldHash), keySK),
+		}})
+	}
+	if prev := it.PrevKeyHash; prev != "" && prev != oldHash && prev != newHash {
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
+			TableName: aws.String(s.table),
+			Key:       itemKey(keyPK(prev), keySK),
+		}})
+	}
+
+	t := toDomainToken(it)
+	t.Key, t.KeyHash, t.KeyMask = key, newHash, token.MaskKey(key)
+	t.PrevKeyHash, t.PrevKeyExpires = "", 0
+	if grace >= time.Second {
+		t.PrevKeyHash, t.PrevKeyExpires = oldHash, expires
+	}
+	return &dynamodb.TransactWriteItemsInput{TransactItems: items}, t, nil
+}
+
+// batchGetTokens reads the user's tokens among ids (at most 100) strongly
+// consistently with BatchGetItem, again for keys DynamoDB leaves
+// unprocessed; proj (optional) limits the attributes read. Missing ids are
+// absent from the result, which is in no particular order.
+func (s *Store) batchGetTokens(ctx context.Context, userID string, ids []int64, proj *expression.ProjectionBuilder) ([]map[string]types.AttributeValue, error) {
+	keys := make([]map[string]types.AttributeValue, len(ids))
+	for i, id := range ids {
+		keys[i] = tokenKey(userID, id)
+	}
+	ka := types.KeysAndAttributes{Keys: keys, ConsistentRead: aws.Bool(true)}
+	if proj != nil {
+		expr, err := expression.NewBuilder().WithProjection(*proj).Build()
+		if err != nil {
+			return nil, err
+		}
+		ka.ProjectionExpression, ka.ExpressionAttributeNames = expr.Projection(), expr.Names()
+	}
+	request := map[string]types.KeysAndAttributes{s.table: ka}
+	var items []map[string]types.AttributeValue
+	for attempt := 1; ; attempt++ {
+		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+		if err != nil {
+			return nil, fmt.Errorf("read tokens: %w", err)
+		}
+		items = append(items, out.Responses[s.table]...)
+		if len(out.UnprocessedKeys[s.table].Keys) == 0 {
+			return items, nil
+		}
+		if attempt >= s.retry.attempts {
+			return nil, fmt.Errorf("read tokens: unprocessed keys: %w", errRetriesExhausted)
+		}
+		if err := s.retry.wait(ctx, attempt); err != nil {
+			return nil, err
+		}
+		request = out.UnprocessedKeys
+	}
+}

@@ -1,0 +1,85 @@
+package verify_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/llmgw/token-service/internal/token"
+	"github.com/llmgw/token-service/internal/verify"
+)
+
+// rotate gives tok a new key at now with grace and returns it.
+func (e env) rotate(tb testing.TB, tok token.Token, grace time.Duration, at time.Time) token.Token {
+	tb.Helper()
+	key, err := token.NewKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	got, err := e.store.Rotate(context.Background(), tok.UserID, tok.ID, key, grace, at)
+	if err != nil {
+		tb.Fatalf("rotate: %v", err)
+	}
+	return got
+}
+
+func TestRotationWithGrace(t *testing.T) {
+	e := newEnv(t)
+	s := spec()
+	s.RPMLimit = 100
+	tok := e.create(t, "u-rot", s)
+	wantCode(t, "before rotation", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 100}, now), "")
+	before := e.get(t, tok)
+
+	rotated := e.rotate(t, tok, 30*time.Second, now)
+	if rotated.Key == tok.Key || rotated.ID != tok.ID {
+		t.Fatalf("rotated token %d key %q: want the same id with a new key", rotated.ID, rotated.Key)
+	}
+	after := e.get(t, tok)
+	if after.RemainQuota != before.RemainQuota || after.UsedQuota != before.UsedQuota ||
+		after.RPMLimit != before.RPMLimit || after.Status != before.Status || after.Name != before.Name ||
+		after.ExpiredTime != before.ExpiredTime {
+		t.Errorf("after rotation %+v, want quota, used, limits, status and name of %+v", after, before)
+	}
+
+	// Inside the grace window both keys verify (the old one through its
+	// cached mapping and its lookup item alike).
+	wantCode(t, "old key in grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 1}, now.Add(10*time.Second)), "")
+	wantCode(t, "new key", e.verify(t, token.VerifyRequest{Key: rotated.Key, Consume: 1}, now.Add(10*time.Second)), "")
+	cold := newEnvOn(t, e)
+	wantCode(t, "old key in grace, cold cache", cold.verify(t, token.VerifyRequest{Key: tok.Key}, now.Add(20*time.Second)), "")
+
+	// Past the grace window (the clock moved) the old key is gone, warm
+	// cache or cold; the new one still verifies.
+	wantCode(t, "old key after grace", e.verify(t, token.VerifyRequest{Key: tok.Key}, now.Add(31*time.Second)), token.VerifyNotFound)
+	wantCode(t, "old key after grace, cold cache", newEnvOn(t, e).verify(t, token.VerifyRequest{Key: tok.Key}, now.Add(31*time.Second)), token.VerifyNotFound)
+	wantCode(t, "new key after grace", e.verify(t, token.VerifyRequest{Key: rotated.Key}, now.Add(31*time.Second)), "")
+	if got := e.get(t, tok); got.UsedQuota != before.UsedQuota+2 {
+		t.Errorf("used quota %d, want %d (charges through either key land on the token)", got.UsedQuota, before.UsedQuota+2)
+	}
+}
+
+func TestRotationWithoutGraceRevokesAtOnce(t *testing.T) {
+	e := newEnv(t)
+	tok := e.create(t, "u-rot0", spec())
+	// Warm the mapping cache with the old key first.
+	wantCode(t, "before rotation", e.verify(t, token.VerifyRequest{Key: tok.Key}, now), "")
+	rotated := e.rotate(t, tok, 0, now)
+	wantCode(t, "old key, warm cache", e.verify(t, token.VerifyRequest{Key: tok.Key}, now), token.VerifyNotFound)
+	wantCode(t, "old key, settle", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 5, Settle: true}, now), token.VerifyNotFound)
+	wantCode(t, "new key", e.verify(t, token.VerifyRequest{Key: rotated.Key}, now), "")
+
+	// Another user cannot rotate it.
+	key, _ := token.NewKey()
+	if _, err := e.store.Rotate(context.Background(), "u-other", tok.ID, key, 0, now); token.ErrorCode(err) != token.ENotFound {
+		t.Errorf("rotating another user's token: %v, want not found", err)
+	}
+	wantCode(t, "key after a refused rotation", e.verify(t, token.VerifyRequest{Key: rotated.Key}, now), "")
+}
+
+// newEnvOn is e's store under a fresh Verifier: another container, its
+// mapping cache cold.
+func newEnvOn(tb testing.TB, e env) env {
+	tb.Helper()
+	return env{store: e.store, verifier: verify.New(e.store, 0), counter: e.counter}
+}
