@@ -8,6 +8,7 @@ import (
 
 	"github.com/llmgw/token-service/internal/api"
 	"github.com/llmgw/token-service/internal/app"
+	"github.com/llmgw/token-service/internal/seal/kmsseal"
 )
 
 func main() {
@@ -18,7 +19,7 @@ func main() {
 }
 
 func run() error {
-	a, err := app.New(context.Background(), app.Options{Sealing: true})
+	a, err := app.New(context.Background(), app.Options{KMS: kmsseal.New})
 	if err != nil {
 		return err
 	}

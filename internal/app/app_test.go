@@ -7,8 +7,11 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/llmgw/token-service/internal/app"
-	"github.com/llmgw/token-service/internal/seal"
+	"github.com/llmgw/token-service/internal/seal/kmsseal"
+	"github.com/llmgw/token-service/internal/token"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -81,14 +84,17 @@ func TestSealer(t *testing.T) {
 
 func TestNewSealerChoosesFromConfig(t *testing.T) {
 	kmsUsed := false
-	newKMS := func() seal.KMSAPI { kmsUsed = true; return stubKMS{} }
+	newKMS := func(keyID string) (token.Sealer, error) {
+		kmsUsed = true
+		return kmsseal.NewKMS(stubKMS{}, keyID)
+	}
 	tests := []struct {
 		name    string
 		cfg     app.Config
 		want    string
 		wantKMS bool
 	}{
-		{"KMS key set", app.Config{KMSKeyID: "arn:aws:kms:us-east-1:1:key/k", SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "*seal.KMS", true},
+		{"KMS key set", app.Config{KMSKeyID: "arn:aws:kms:us-east-1:1:key/k", SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "*kmsseal.KMS", true},
 		{"sealing key only", app.Config{SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "*seal.AESGCM", false},
 		{"neither", app.Config{}, "app.NoSealer", false},
 	}
@@ -107,4 +113,29 @@ func TestNewSealerChoosesFromConfig(t *testing.T) {
 }
 
 // stubKMS is never called: choosing a sealer makes no KMS request.
-type stubKMS struct{ seal.KMSAPI }
+type stubKMS struct{ kmsseal.KMSAPI }
+
+func TestAWSConfigReadsTheLambdaEnvironment(t *testing.T) {
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_SESSION_TOKEN", "session")
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
+	cfg, err := app.AWSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil || creds.AccessKeyID != "AKIDEXAMPLE" || creds.SessionToken != "session" || cfg.Region != "eu-west-1" {
+		t.Fatalf("config = region %q, credentials %+v, %v", cfg.Region, creds, err)
+	}
+	if got := dynamodb.NewFromConfig(cfg).Options().BaseEndpoint; got == nil || *got != "http://127.0.0.1:8000" {
+		t.Fatalf("DynamoDB endpoint = %v, want the AWS_ENDPOINT_URL_DYNAMODB value", got)
+	}
+
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	if _, err := app.AWSConfig(); err == nil {
+		t.Fatal("no region: want an error")
+	}
+}

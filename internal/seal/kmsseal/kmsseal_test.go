@@ -1,4 +1,4 @@
-package seal_test
+package kmsseal_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/llmgw/token-service/internal/seal"
+	"github.com/llmgw/token-service/internal/seal/kmsseal"
 )
 
 const testKeyID = "arn:aws:kms:us-east-1:123456789012:key/test"
@@ -100,9 +101,9 @@ func (f *fakeKMS) counts() (generates, decrypts int) {
 	return f.generates, f.decrypts
 }
 
-func newKMS(t *testing.T, f *fakeKMS) *seal.KMS {
+func newKMS(t *testing.T, f *fakeKMS) *kmsseal.KMS {
 	t.Helper()
-	s, err := seal.NewKMS(f, testKeyID)
+	s, err := kmsseal.NewKMS(f, testKeyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestKMSRoundTripAcrossContainers(t *testing.T) {
 	if bytes.Contains(sealed, plain) {
 		t.Fatal("sealed value contains the plaintext")
 	}
-	for name, s := range map[string]*seal.KMS{"the sealing container": writer, "another container": reader} {
+	for name, s := range map[string]*kmsseal.KMS{"the sealing container": writer, "another container": reader} {
 		got, err := s.Open(ctx, sealed, aad)
 		if err != nil || !bytes.Equal(got, plain) {
 			t.Errorf("%s: Open = %q, %v; want %q", name, got, err, plain)
@@ -260,10 +261,24 @@ func TestKMSCallsAreCached(t *testing.T) {
 }
 
 func TestNewKMSNeedsClientAndKey(t *testing.T) {
-	if _, err := seal.NewKMS(nil, testKeyID); err == nil {
+	if _, err := kmsseal.NewKMS(nil, testKeyID); err == nil {
 		t.Error("NewKMS(nil client) succeeded")
 	}
-	if _, err := seal.NewKMS(newFakeKMS(t), ""); err == nil {
+	if _, err := kmsseal.NewKMS(newFakeKMS(t), ""); err == nil {
 		t.Error("NewKMS(no key id) succeeded")
 	}
+}
+
+// newSealer is a local AES-256-GCM sealer with a fresh key.
+func newSealer(t *testing.T) *seal.AESGCM {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	s, err := seal.NewAESGCM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

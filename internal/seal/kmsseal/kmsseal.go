@@ -1,4 +1,4 @@
-package seal
+package kmsseal
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/llmgw/token-service/internal/seal"
 	"github.com/llmgw/token-service/internal/token"
 )
 
@@ -106,15 +107,15 @@ func (s *KMS) Seal(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
 }
 
 // Open decrypts a value sealed by a KMS sealer of the same key with aad.
-// ErrOpen for a value that is not one or does not open; a KMS failure
-// (outage, no permission) is another error, not ErrOpen.
+// seal.ErrOpen for a value that is not one or does not open; a KMS failure
+// (outage, no permission) is another error, not seal.ErrOpen.
 func (s *KMS) Open(ctx context.Context, sealed, aad []byte) ([]byte, error) {
 	if len(sealed) < 3 || sealed[0] != versionKMS {
-		return nil, ErrOpen
+		return nil, seal.ErrOpen
 	}
 	wl := int(binary.BigEndian.Uint16(sealed[1:3]))
 	if wl == 0 || len(sealed) < 3+wl {
-		return nil, ErrOpen
+		return nil, seal.ErrOpen
 	}
 	wrapped, rest := sealed[3:3+wl], sealed[3+wl:]
 	dk, err := s.unwrap(ctx, wrapped)
@@ -123,11 +124,11 @@ func (s *KMS) Open(ctx context.Context, sealed, aad []byte) ([]byte, error) {
 	}
 	n := dk.aead.NonceSize()
 	if len(rest) < n+dk.aead.Overhead() {
-		return nil, ErrOpen
+		return nil, seal.ErrOpen
 	}
 	pt, err := dk.aead.Open(nil, rest[:n], rest[n:], aad)
 	if err != nil {
-		return nil, ErrOpen
+		return nil, seal.ErrOpen
 	}
 	return pt, nil
 }
@@ -176,7 +177,7 @@ func (s *KMS) unwrap(ctx context.Context, wrapped []byte) (*dataKey, error) {
 	if err != nil {
 		var invalid *types.InvalidCiphertextException
 		if errors.As(err, &invalid) {
-			return nil, ErrOpen
+			return nil, seal.ErrOpen
 		}
 		return nil, fmt.Errorf("seal: decrypt data key: %w", err)
 	}
@@ -212,4 +213,10 @@ func newDataKey(plaintext, wrapped []byte) (*dataKey, error) {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
 	return &dataKey{wrapped: append([]byte(nil), wrapped...), aead: aead}, nil
+}
+
+// New returns the KMS sealer of keyID with a KMS client from cfg: the
+// app.Options.KMS of the functions that seal or open keys.
+func New(cfg aws.Config, keyID string) (token.Sealer, error) {
+	return NewKMS(kms.NewFromConfig(cfg), keyID)
 }
