@@ -54,7 +54,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %d calls, p50 %v us; want 2 calls and a latency", r.Name, r.Calls, r.P50Micros)
 		}
 	}
-	for _, name := range []string{"list page 1", "list page 10", "search by keyword", "search by exact key", "get", "create", "update", "status-only update", "delete", "batch delete of 100", "usage by key"} {
+	for _, name := range []string{"list page 1", "list page 10", "search by keyword", "search by exact key", "get", "create", "update", "status-only update", "delete", "batch delete of 100", "usage by key", "reveal", "rotate"} {
 		if !endpoints[name] {
 			t.Errorf("results.json has no endpoint %q", name)
 		}
