@@ -18,7 +18,8 @@ FUNCTIONS := \
 	RevealTokenKeyFunction:reveal-token-key \
 	RevealTokenKeysFunction:reveal-token-keys \
 	RotateTokenFunction:rotate-token \
-	VerifyTokenFunction:verify-token
+	VerifyTokenFunction:verify-token \
+	ConsoleFunction:console
 
 BUILD_DIR      ?= build
 LOCAL_DIR      ?= .local
@@ -60,6 +61,23 @@ $(DDB_PKG): tools/dynamodb-local/package-lock.json
 	npm ci --prefix tools/dynamodb-local --no-audit --no-fund
 	@touch $@
 
+# The console's browser tests: playwright-core (npm) driving Debian's
+# chromium, installed when absent (as root, in CI too; this machine reaches
+# Debian's packages but no browser download site).
+E2E_PKG  := web/e2e/node_modules/playwright-core/package.json
+CHROMIUM ?= /usr/bin/chromium
+
+$(E2E_PKG): web/e2e/package-lock.json
+	npm ci --prefix web/e2e --no-audit --no-fund
+	@touch $@
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium (and CJK fonts) for the browser tests when /usr/bin/chromium is absent
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "$(CHROMIUM) is missing: run as root: apt-get install chromium fonts-noto-cjk" >&2; exit 1; fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-noto-cjk; \
+	fi
+
 .PHONY: dynamodb-local
 dynamodb-local: $(DDB_PKG) ## Run DynamoDB Local in the foreground on DYNAMODB_PORT (default 8000), data kept in .local/
 	go run ./cmd/dynamodb-local -port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynamodb
@@ -88,8 +106,19 @@ lint: ## gofmt check, go vet, staticcheck
 	go tool staticcheck ./...
 
 .PHONY: test
-test: $(DDB_PKG) lint ## Run every test: lint, all Go tests and short fuzz runs, against a DynamoDB Local it starts and stops
-	go run ./cmd/dynamodb-local -- $(MAKE) --no-print-directory fuzz test-go FUZZTIME=$(TEST_FUZZTIME)
+test: $(DDB_PKG) $(E2E_PKG) chromium lint ## Run every test: lint, all Go tests, short fuzz runs and the console's browser tests, against a DynamoDB Local it starts and stops
+	go run ./cmd/dynamodb-local -- $(MAKE) --no-print-directory fuzz test-go test-browser FUZZTIME=$(TEST_FUZZTIME)
+
+# test-browser runs the console's browser tests (node --test in chromium)
+# against the whole stack started in-process; inside `make test`, or alone
+# (it then starts its own DynamoDB Local).
+.PHONY: test-browser
+test-browser: $(E2E_PKG)
+	CONSOLE_BROWSER_TEST=1 CHROMIUM=$(CHROMIUM) go test -count=1 -v -run '^TestConsoleBrowser$$' ./web/e2e
+
+.PHONY: screenshot
+screenshot: $(E2E_PKG) chromium ## Refresh docs/screenshot-tokens.png from the browser tests
+	UPDATE_SCREENSHOT=1 $(MAKE) --no-print-directory test-browser
 
 # test-go runs inside `make test`, which provides DynamoDB Local.
 .PHONY: test-go

@@ -1,8 +1,10 @@
 // Command admin issues and revokes user access tokens, the bearer tokens
-// with which users call the token API:
+// with which users call the token API, and disables or enables users:
 //
 //	go run ./cmd/admin issue -user 42 [-role user]   # prints the token as the last line
 //	go run ./cmd/admin revoke -token - < file-holding-the-token   # or -token at-...
+//	go run ./cmd/admin disable-user -user 42   # from the next request: access tokens refused, keys "disabled"
+//	go run ./cmd/admin enable-user -user 42    # undoes disable-user
 //
 // The table is TABLE_NAME (default tokens); the DynamoDB endpoint is the AWS
 // SDK's own AWS_ENDPOINT_URL_DYNAMODB. Against a local endpoint (localhost,
@@ -35,6 +37,8 @@ import (
 const usage = `usage:
   admin issue -user <user id> [-role user|admin]   issue an access token (printed as the last line)
   admin revoke -token at-...|-                    revoke an access token (- reads it from stdin)
+  admin disable-user -user <user id>              refuse the user's access tokens and keys from the next request
+  admin enable-user -user <user id>               undo disable-user
 environment: TABLE_NAME (default tokens), AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION`
 
 func main() {
@@ -101,6 +105,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return fmt.Errorf("revoke: %w", err)
 		}
 		fmt.Fprintln(stdout, "revoked")
+		return nil
+	case "disable-user", "enable-user":
+		user := fs.String("user", "", "user id")
+		if err := fs.Parse(args[1:]); err != nil {
+			return fmt.Errorf("%w\n%s", err, usage)
+		}
+		if err := auth.CheckUserID(*user); err != nil {
+			return err
+		}
+		store, err := openStore(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		disabled := args[0] == "disable-user"
+		if err := store.SetUserDisabled(ctx, *user, disabled); err != nil {
+			return fmt.Errorf("%s: %w", args[0], err)
+		}
+		if disabled {
+			fmt.Fprintf(stdout, "user %s disabled: their access tokens and keys are refused from the next request\n", *user)
+		} else {
+			fmt.Fprintf(stdout, "user %s enabled\n", *user)
+		}
 		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -51,6 +52,55 @@ func TestIssueAndRevoke(t *testing.T) {
 	}
 }
 
+func TestDisableAndEnableUser(t *testing.T) {
+	client, table := dynamotest.NewTable(t)
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("TABLE_NAME", table)
+	store, err := dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: app.NoSealer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tok, err := auth.NewAccessToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutAccessToken(ctx, auth.Hash(tok), auth.Principal{UserID: "42", Role: auth.RoleUser}); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := auth.NewAccessToken()
+	if err := store.PutAccessToken(ctx, auth.Hash(other), auth.Principal{UserID: "43", Role: auth.RoleUser}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		cmd       string
+		wantErr   error // of user 42's lookup
+		wantPrint string
+	}{
+		{"disable-user", auth.ErrDisabled, "user 42 disabled"},
+		{"disable-user", auth.ErrDisabled, "user 42 disabled"}, // twice is fine
+		{"enable-user", nil, "user 42 enabled"},
+	}
+	for _, s := range steps {
+		var out bytes.Buffer
+		if err := run(ctx, []string{s.cmd, "-user", "42"}, os.Getenv, strings.NewReader(""), &out); err != nil {
+			t.Fatalf("%s: %v", s.cmd, err)
+		}
+		if !strings.Contains(out.String(), s.wantPrint) {
+			t.Errorf("%s printed %q, want %q", s.cmd, out.String(), s.wantPrint)
+		}
+		if _, err := store.LookupAccessToken(ctx, auth.Hash(tok)); !errors.Is(err, s.wantErr) {
+			t.Errorf("after %s: lookup error %v, want %v", s.cmd, err, s.wantErr)
+		}
+		if p, err := store.LookupAccessToken(ctx, auth.Hash(other)); err != nil || p.UserID != "43" {
+			t.Errorf("after %s: user 43's lookup = %+v, %v; want unaffected", s.cmd, p, err)
+		}
+	}
+}
+
 func TestRunRefusals(t *testing.T) {
 	endpoint := dynamotest.Endpoint(t)
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
@@ -69,6 +119,9 @@ func TestRunRefusals(t *testing.T) {
 		{"no user id", []string{"issue"}, "user id"},
 		{"bad role", []string{"issue", "-user", "1", "-role", "root"}, "role"},
 		{"bad token", []string{"revoke", "-token", "at-x"}, "not an access token"},
+		{"disable without user", []string{"disable-user"}, "user id"},
+		{"enable bad user id", []string{"enable-user", "-user", "a/b"}, "user id"},
+		{"disable no table", []string{"disable-user", "-user", "1"}, "table no-such-table not found"},
 		{"no table", []string{"issue", "-user", "1"}, "table no-such-table not found at " + endpoint + ": start the local stack first (make start-api)"},
 	}
 	for _, tt := range tests {

@@ -14,22 +14,23 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/llmgw/token-service/internal/stacktest"
 )
 
 // runningAPI is `localapi start-api` running in the test, on free ports.
 type runningAPI struct {
 	apiURL, lambdaURL string
-	stdout, stderr    *syncBuffer
+	stdout, stderr    *stacktest.SyncBuffer
 }
 
 // startAPIForTest runs start-api with o on free ports until the test ends.
 func startAPIForTest(t *testing.T, o options) *runningAPI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningAPI{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	r := &runningAPI{stdout: &stacktest.SyncBuffer{}, stderr: &stacktest.SyncBuffer{}}
 	args := []string{"start-api", "-template", o.template, "-dynamodb-endpoint", o.dynamoDB, "-table", o.table,
 		"-local-dir", o.localDir, "-max-instances", strconv.Itoa(o.maxInstances), "-port", "0", "-lambda-port", "0"}
 	done := make(chan error, 1)
@@ -108,48 +109,6 @@ func (r *runningAPI) token(t *testing.T, method, path, access, body string) apiT
 	return tok
 }
 
-// verifyAnswer is the part of a verify answer the test reads.
-type verifyAnswer struct {
-	Valid bool   `json:"valid"`
-	Code  string `json:"code"`
-	Token *struct {
-		ID          int64 `json:"id"`
-		RemainQuota int64 `json:"remain_quota"`
-	} `json:"token"`
-}
-
-// newLambdaClient is the AWS SDK's Lambda client pointed at url, as a relay
-// configured for the local runner would make it; no retries, so every call
-// is one invocation.
-func newLambdaClient(url string) *lambda.Client {
-	return lambda.New(lambda.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
-		Retryer:      aws.NopRetryer{},
-	})
-}
-
-// verify invokes VerifyTokenFunction with event and decodes its answer.
-func verify(ctx context.Context, client *lambda.Client, event map[string]any) (verifyAnswer, error) {
-	payload, err := json.Marshal(event)
-	if err != nil {
-		return verifyAnswer{}, err
-	}
-	out, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("VerifyTokenFunction"), Payload: payload})
-	if err != nil {
-		return verifyAnswer{}, err
-	}
-	if out.FunctionError != nil {
-		return verifyAnswer{}, fmt.Errorf("function error %s: %s", aws.ToString(out.FunctionError), out.Payload)
-	}
-	var a verifyAnswer
-	if err := json.Unmarshal(out.Payload, &a); err != nil {
-		return verifyAnswer{}, fmt.Errorf("answer %s: %w", out.Payload, err)
-	}
-	return a, nil
-}
-
 // TestLambdaInvokeAPI runs the relay's side through start-api's Lambda
 // Invoke API with the AWS SDK, against tokens made over its HTTP API.
 func TestLambdaInvokeAPI(t *testing.T) {
@@ -161,21 +120,21 @@ func TestLambdaInvokeAPI(t *testing.T) {
 	o.maxInstances = 10
 	api := startAPIForTest(t, o)
 	user := issueToken(t, o.dynamoDB, o.table, "relay-user")
-	client := newLambdaClient(api.lambdaURL)
+	client := stacktest.NewLambdaClient(api.lambdaURL)
 	secrets := []string{user, "sk-not-a-key"} // kept out of every log line
 
 	t.Run("200 concurrent verifies of 10 on a quota of 1000", func(t *testing.T) {
 		tok := api.token(t, "POST", "/api/token/", user, `{"name":"concurrent","expired_time":-1,"remain_quota":1000}`)
 		secrets = append(secrets, tok.Key)
 		const n = 200
-		answers := make([]verifyAnswer, n)
+		answers := make([]stacktest.VerifyAnswer, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				answers[i], errs[i] = verify(ctx, client, map[string]any{"key": tok.Key, "consume": 10})
+				answers[i], errs[i] = stacktest.Verify(ctx, client, map[string]any{"key": tok.Key, "consume": 10})
 			}()
 		}
 		wg.Wait()
@@ -214,7 +173,7 @@ func TestLambdaInvokeAPI(t *testing.T) {
 	})
 
 	t.Run("malformed key", func(t *testing.T) {
-		a, err := verify(ctx, client, map[string]any{"key": "sk-not-a-key", "consume": 1})
+		a, err := stacktest.Verify(ctx, client, map[string]any{"key": "sk-not-a-key", "consume": 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +222,7 @@ func TestLambdaInvokeAPI(t *testing.T) {
 						t.Fatalf("%s %s: %d %s", s.method, s.path, status, env.Message)
 					}
 				}
-				a, err := verify(ctx, client, map[string]any{"key": tok.Key})
+				a, err := stacktest.Verify(ctx, client, map[string]any{"key": tok.Key})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,7 +11,8 @@
 // Flags of both: -template, -parameter-overrides 'Key=Value ...',
 // -dynamodb-endpoint (or env DYNAMODB_ENDPOINT; default: start DynamoDB
 // Local on -dynamodb-port, reusing one that already answers there), -db-path,
-// -table, -max-instances, -local-dir, -verbose. start-api also takes -addr
+// -table, -max-instances, -local-dir, -verbose, -no-iam (each function's
+// DynamoDB calls are checked against its template Policies unless given). start-api also takes -addr
 // and -port (the HTTP API), -lambda-addr and -lambda-port (the Invoke API;
 // -lambda-port off serves none; port 0 of either = a free port).
 package main
@@ -85,6 +86,7 @@ type options struct {
 	maxInstances int
 	localDir     string
 	verbose      bool
+	noIAM        bool
 	// start-api
 	addr       string
 	port       int
@@ -107,6 +109,7 @@ func newFlagSet(name string, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.maxInstances, "max-instances", 10, "instances per function; beyond it requests wait, then 429")
 	fs.StringVar(&o.localDir, "local-dir", ".local", "folder for builds, the RIE binary and the dev sealing key")
 	fs.BoolVar(&o.verbose, "verbose", false, "show the emulator's own log lines")
+	fs.BoolVar(&o.noIAM, "no-iam", false, "do not check the functions' DynamoDB calls against their template Policies (debugging only)")
 	return fs
 }
 
@@ -225,6 +228,7 @@ func setUp(ctx context.Context, o options, functions []string, stderr io.Writer)
 		Root:             root,
 		LocalDir:         localDir,
 		DynamoDBEndpoint: e.ddb.Endpoint,
+		NoIAM:            o.noIAM,
 		Functions:        functions,
 		MaxInstances:     o.maxInstances,
 		Output:           stderr,

@@ -13,36 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/llmgw/token-service/internal/app"
-	"github.com/llmgw/token-service/internal/auth"
-	"github.com/llmgw/token-service/internal/ddblocal"
 	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/stack"
-	"github.com/llmgw/token-service/internal/token/dynamo"
+	"github.com/llmgw/token-service/internal/stacktest"
 )
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
-
-// syncBuffer is a bytes.Buffer safe for the instances' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const projectTemplate = "../../template.yaml"
 
@@ -64,26 +42,10 @@ func testOptions(t *testing.T, localDir string) options {
 // issueToken stores a new access token for user the way cmd/admin does.
 func issueToken(t *testing.T, endpoint, table, user string) string {
 	t.Helper()
-	store, err := dynamo.New(dynamo.Config{Client: ddblocal.NewClient(endpoint), Table: table, Sealer: app.NoSealer{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := auth.NewAccessToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.PutAccessToken(context.Background(), auth.Hash(tok), auth.Principal{UserID: user, Role: auth.RoleUser}); err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return stacktest.IssueToken(t, endpoint, table, user)
 }
 
-type envelope struct {
-	Success bool            `json:"success"`
-	Message string          `json:"message"`
-	Code    string          `json:"code"`
-	Data    json.RawMessage `json:"data"`
-}
+type envelope = stacktest.Envelope
 
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -91,13 +53,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	ctx := context.Background()
 	o := testOptions(t, t.TempDir())
-	out := &syncBuffer{}
+	out := &stacktest.SyncBuffer{}
 	e, err := setUp(ctx, o, nil, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.close)
-	logs := &syncBuffer{}
+	logs := &stacktest.SyncBuffer{}
 	srv := httptest.NewServer(stack.NewAPI(e.tmpl, e.stack.Pools, slog.New(slog.NewTextHandler(logs, nil))))
 	t.Cleanup(srv.Close)
 
@@ -234,6 +196,7 @@ func TestEventFiles(t *testing.T) {
 		{file: "delete-token.json", function: "DeleteTokenFunction", wantStatus: 200},
 		{file: "batch-delete-tokens.json", function: "BatchDeleteTokensFunction", wantStatus: 200},
 		{file: "usage-token.json", function: "UsageTokenFunction", wantStatus: 401}, // placeholder key: bad checksum
+		{file: "console.json", function: "ConsoleFunction", wantStatus: 200},        // the page: no authorizer, no table
 	}
 	covered := map[string]bool{}
 	for _, c := range cases {
@@ -282,7 +245,7 @@ func TestEventFiles(t *testing.T) {
 			args := []string{"invoke", c.function, "-e", path,
 				"-template", o.template, "-dynamodb-endpoint", o.dynamoDB, "-table", o.table, "-local-dir", o.localDir}
 			var stdout bytes.Buffer
-			stderr := &syncBuffer{}
+			stderr := &stacktest.SyncBuffer{}
 			if err := run(ctx, args, &stdout, stderr); err != nil {
 				t.Fatalf("invoke %d: %v\n%s", i, err, stderr.String())
 			}

@@ -10,34 +10,11 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/llmgw/token-service/internal/stack"
+	"github.com/llmgw/token-service/internal/stacktest"
 )
-
-// countingInvoker counts the invokes of each function on their way to the
-// pools: how a test sees that the authorizer was not called.
-type countingInvoker struct {
-	next stack.Invoker
-	mu   sync.Mutex
-	n    map[string]int
-}
-
-func (c *countingInvoker) Invoke(ctx context.Context, function string, payload []byte) (*stack.Invocation, error) {
-	c.mu.Lock()
-	c.n[function]++
-	c.mu.Unlock()
-	return c.next.Invoke(ctx, function, payload)
-}
-
-func (c *countingInvoker) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = map[string]int{}
-	return n
-}
 
 // TestUsageEndToEnd serves GET /api/usage/token over HTTP through the
 // runner: the sk- key is the only credential, no user access token is
@@ -49,14 +26,14 @@ func TestUsageEndToEnd(t *testing.T) {
 	}
 	ctx := context.Background()
 	o := testOptions(t, t.TempDir())
-	out := &syncBuffer{}
+	out := &stacktest.SyncBuffer{}
 	e, err := setUp(ctx, o, []string{"AuthorizerFunction", "CreateTokenFunction", "DeleteTokenFunction", "UsageTokenFunction"}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.close)
-	logs := &syncBuffer{}
-	inv := &countingInvoker{next: e.stack.Pools, n: map[string]int{}}
+	logs := &stacktest.SyncBuffer{}
+	inv := &stacktest.CountingInvoker{Next: e.stack.Pools}
 	srv := httptest.NewServer(stack.NewAPI(e.tmpl, inv, slog.New(slog.NewTextHandler(logs, nil))))
 	t.Cleanup(srv.Close)
 
@@ -91,7 +68,7 @@ func TestUsageEndToEnd(t *testing.T) {
 		t.Fatalf("create: %d %s (%v)", resp.StatusCode, raw, err)
 	}
 	key := created.Data.Key
-	if got := inv.take(); got["AuthorizerFunction"] != 1 || got["CreateTokenFunction"] != 1 {
+	if got := inv.Take(); got["AuthorizerFunction"] != 1 || got["CreateTokenFunction"] != 1 {
 		t.Fatalf("create invoked %v, want the authorizer and create once", got)
 	}
 
@@ -119,7 +96,7 @@ func TestUsageEndToEnd(t *testing.T) {
 			if got := resp.Header.Get("Cache-Control"); got != "no-store" {
 				t.Errorf("Cache-Control %q, want no-store", got)
 			}
-			if got := inv.take(); !reflect.DeepEqual(got, map[string]int{"UsageTokenFunction": 1}) {
+			if got := inv.Take(); !reflect.DeepEqual(got, map[string]int{"UsageTokenFunction": 1}) {
 				t.Errorf("invoked %v, want UsageTokenFunction once and no authorizer", got)
 			}
 		})

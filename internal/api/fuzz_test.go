@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmgw/token-service/internal/api"
 	"github.com/llmgw/token-service/internal/token"
@@ -117,6 +118,23 @@ func FuzzPathID(f *testing.F) {
 		checkRefusal(t, err)
 		if err == nil && id <= 0 {
 			t.Fatalf("PathID(%q) = %d", seg, id)
+		}
+	})
+}
+
+func FuzzParseRotate(f *testing.F) {
+	for _, s := range []string{
+		``, `{}`, `{"grace_seconds":0}`, `{"grace_seconds":60}`, `{"grace_seconds":604800}`,
+		`{"grace_seconds":604801}`, `{"grace_seconds":-1}`, `{"grace_seconds":"60"}`, `{"grace_seconds":1.5}`,
+		`{"grace_seconds":1e3}`, `{"grace_seconds":null}`, `{"grace_seconds":99999999999999999999}`, `[]`, `{`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		grace, err := api.ParseRotate(body)
+		checkRefusal(t, err)
+		if err == nil && (grace < 0 || grace > token.MaxGraceSeconds*time.Second) {
+			t.Fatalf("accepted grace %v", grace)
 		}
 	})
 }

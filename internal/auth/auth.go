@@ -28,6 +28,9 @@ var (
 	ErrMalformed = errors.New("auth: malformed access token")
 	// ErrUnknown is an access token the store does not know or a revoked one.
 	ErrUnknown = errors.New("auth: unknown access token")
+	// ErrDisabled is an active access token of a user an administrator
+	// disabled (cmd/admin disable-user).
+	ErrDisabled = errors.New("auth: user disabled")
 )
 
 // Principal is who an access token speaks for.
@@ -47,7 +50,8 @@ type Store interface {
 	// PutAccessToken stores the hash of a new access token for p.
 	PutAccessToken(ctx context.Context, hash string, p Principal) error
 	// LookupAccessToken returns the principal of an active access token with
-	// that hash, read strongly consistently. ErrUnknown.
+	// that hash, read strongly consistently. ErrUnknown; ErrDisabled when
+	// the token's user is disabled.
 	LookupAccessToken(ctx context.Context, hash string) (Principal, error)
 	// RevokeAccessToken removes it; revoking an unknown hash is not an error.
 	RevokeAccessToken(ctx context.Context, hash string) error

@@ -55,3 +55,32 @@ func TestCheckUserID(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseBearer(f *testing.F) {
+	tok, err := auth.NewAccessToken()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		"Bearer " + tok, "bearer " + tok, "Bearer  " + tok + " ", "Basic " + tok, tok, "Bearer ", "",
+		"Bearer at-short", "Bearer sk-" + strings.Repeat("a", 48), "Bearer " + tok + " " + tok,
+		"Bearer at-" + strings.Repeat("+", 43), "Bearer\t" + tok,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		got, err := auth.ParseBearer(header)
+		if err != nil {
+			if err != auth.ErrMalformed || got != "" {
+				t.Fatalf("ParseBearer(%q) = %q, %v; want \"\", ErrMalformed", header, got, err)
+			}
+			return
+		}
+		if !auth.WellFormed(got) || !strings.Contains(header, got) {
+			t.Fatalf("ParseBearer(%q) = %q, not a well-formed token of the header", header, got)
+		}
+		if again, err := auth.ParseBearer("Bearer " + got); err != nil || again != got {
+			t.Fatalf("the parsed token does not parse again: %q, %v", again, err)
+		}
+	})
+}

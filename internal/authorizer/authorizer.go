@@ -24,8 +24,9 @@ type Authorizer struct {
 func New(store auth.Store) *Authorizer { return &Authorizer{store: store} }
 
 // Handle answers one authorization request. A missing or malformed
-// Authorization header is refused without a store call; an unknown, revoked
-// or disabled token is refused after one strongly consistent read. A refusal
+// Authorization header is refused without a store call; an unknown or
+// revoked token is refused after one strongly consistent read, a disabled
+// user's token after two (the token, then the user's meta item). A refusal
 // is isAuthorized false (API Gateway answers 403); a store failure is an
 // error (API Gateway answers 500). The verdict's context carries userId and
 // role, which the functions read from requestContext.authorizer.lambda.
@@ -45,6 +46,10 @@ func (a *Authorizer) Handle(ctx context.Context, req events.APIGatewayV2CustomAu
 	p, err := a.store.LookupAccessToken(ctx, auth.Hash(tok))
 	if errors.Is(err, auth.ErrUnknown) {
 		log.InfoContext(ctx, "authorizer refused", "reason", "unknown or revoked access token")
+		return deny, nil
+	}
+	if errors.Is(err, auth.ErrDisabled) {
+		log.InfoContext(ctx, "authorizer refused", "reason", "user disabled")
 		return deny, nil
 	}
 	if err != nil {

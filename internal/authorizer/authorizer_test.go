@@ -10,10 +10,12 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/llmgw/token-service/internal/app"
 	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/authorizer"
+	"github.com/llmgw/token-service/internal/ddbcount"
 	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
@@ -124,6 +126,112 @@ func TestAuthorizer(t *testing.T) {
 			}
 			if n := store.lookups.Load() - before; n != tt.wantLookups {
 				t.Errorf("store lookups = %d, want %d", n, tt.wantLookups)
+			}
+		})
+	}
+}
+
+// TestAuthorizerDynamoDBRequests counts the requests on the authorizer's
+// DynamoDB client: none for a header that cannot hold an access token, one
+// GetItem for an unknown or revoked token, two (the token, then its user's
+// meta item) for a known one, disabled or not.
+func TestAuthorizerDynamoDBRequests(t *testing.T) {
+	ctx := context.Background()
+	client, table := dynamotest.NewTable(t)
+	var counter ddbcount.Counter
+	store, err := dynamo.New(dynamo.Config{Client: dynamodb.New(client.Options(), counter.Option), Table: table, Sealer: app.NoSealer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := mustIssue(t, store, auth.Principal{UserID: "alice", Role: auth.RoleUser})
+	disabled := mustIssue(t, store, auth.Principal{UserID: "mallory", Role: auth.RoleUser})
+	revoked := mustIssue(t, store, auth.Principal{UserID: "gone", Role: auth.RoleUser})
+	if err := store.RevokeAccessToken(ctx, auth.Hash(revoked)); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetUserDisabled(ctx, "mallory", true); err != nil {
+		t.Fatal(err)
+	}
+	unknown, _ := auth.NewAccessToken()
+	a := authorizer.New(store)
+
+	tests := []struct {
+		name        string
+		header      string // "" = no Authorization header
+		wantAllowed bool
+		wantGets    int
+	}{
+		{name: "missing header"},
+		{name: "empty header", header: " "},
+		{name: "wrong scheme", header: "Basic " + good},
+		{name: "token without scheme", header: good},
+		{name: "bearer without token", header: "Bearer "},
+		{name: "short token", header: "Bearer at-short"},
+		{name: "long token", header: "Bearer " + good + "A"},
+		{name: "wrong prefix", header: "Bearer xx" + good[2:]},
+		{name: "not base64url", header: "Bearer at-" + strings.Repeat("+", 43)},
+		{name: "api key instead", header: "Bearer sk-" + strings.Repeat("a", 48)},
+		{name: "two tokens", header: "Bearer " + good + " " + good},
+		{name: "1 MiB header", header: "Bearer " + strings.Repeat("A", 1<<20)},
+		{name: "1 MiB header after a good token", header: "Bearer " + good + strings.Repeat(" ", 1<<20) + "x"},
+		{name: "unknown token", header: "Bearer " + unknown, wantGets: 1},
+		{name: "revoked token", header: "Bearer " + revoked, wantGets: 1},
+		{name: "disabled user", header: "Bearer " + disabled, wantGets: 2},
+		{name: "good token", header: "Bearer " + good, wantAllowed: true, wantGets: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			counter.Reset()
+			got, err := a.Handle(ctx, fixture(t, "authorization", tt.header))
+			if err != nil {
+				t.Fatalf("Handle error: %v", err)
+			}
+			if got.IsAuthorized != tt.wantAllowed {
+				t.Errorf("isAuthorized = %v, want %v", got.IsAuthorized, tt.wantAllowed)
+			}
+			if !tt.wantAllowed && len(got.Context) != 0 {
+				t.Errorf("refusal carries context %v", got.Context)
+			}
+			counts := counter.Counts()
+			if counts["GetItem"] != tt.wantGets || counter.Total() != tt.wantGets {
+				t.Errorf("DynamoDB requests = %v, want %d GetItem and nothing else", counts, tt.wantGets)
+			}
+		})
+	}
+}
+
+// A disabled user's access token is refused from the next request, and
+// enabling the user lets it through again.
+func TestAuthorizerDisabledUser(t *testing.T) {
+	ctx := context.Background()
+	store := mustStore(t, "")
+	tok := mustIssue(t, store, auth.Principal{UserID: "42", Role: auth.RoleUser})
+	other := mustIssue(t, store, auth.Principal{UserID: "43", Role: auth.RoleUser})
+	a := authorizer.New(store)
+	steps := []struct {
+		name      string
+		disabled  bool
+		wantAllow bool
+	}{
+		{"before", false, true},
+		{"disabled", true, false},
+		{"enabled again", false, true},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if err := store.SetUserDisabled(ctx, "42", s.disabled); err != nil {
+				t.Fatal(err)
+			}
+			got, err := a.Handle(ctx, fixture(t, "authorization", "Bearer "+tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.IsAuthorized != s.wantAllow {
+				t.Errorf("user 42: isAuthorized = %v, want %v", got.IsAuthorized, s.wantAllow)
+			}
+			got, err = a.Handle(ctx, fixture(t, "authorization", "Bearer "+other))
+			if err != nil || !got.IsAuthorized || got.Context["userId"] != "43" {
+				t.Errorf("user 43: %+v, %v; want authorized as 43", got, err)
 			}
 		})
 	}

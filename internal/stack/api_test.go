@@ -171,7 +171,8 @@ func TestAPI(t *testing.T) {
 			{"SECRET (override)", e.Env["SECRET"], "s3cret"},
 			{"function name", e.Env["AWS_LAMBDA_FUNCTION_NAME"], "EchoFunction"},
 			{"memory (function over Globals)", e.Env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "512"},
-			{"dynamodb endpoint", e.Env["AWS_ENDPOINT_URL_DYNAMODB"], "http://127.0.0.1:9"},
+			{"dynamodb endpoint (its IAM proxy)", e.Env["AWS_ENDPOINT_URL_DYNAMODB"], ts.stack.DynamoDBEndpoints["EchoFunction"]},
+			{"dynamodb endpoint is not DynamoDB's", e.Env["AWS_ENDPOINT_URL_DYNAMODB"] != "http://127.0.0.1:9", true},
 			{"region", e.Env["AWS_REGION"], "us-east-1"},
 		}
 		for _, c := range checks {

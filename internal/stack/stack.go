@@ -37,8 +37,12 @@ type Config struct {
 	// LocalDir holds build outputs (LocalDir/build, LocalDir/bin); default
 	// Root/.local.
 	LocalDir string
-	// DynamoDBEndpoint is given to the functions as AWS_ENDPOINT_URL_DYNAMODB.
+	// DynamoDBEndpoint is where the functions' DynamoDB calls go. Each
+	// function gets its own IAMProxy in front of it as
+	// AWS_ENDPOINT_URL_DYNAMODB, enforcing its template DynamoDB policy.
 	DynamoDBEndpoint string
+	// NoIAM gives the functions DynamoDBEndpoint itself: no policy check.
+	NoIAM bool
 	// Functions limits the functions built and run (logical ids); nil = all.
 	Functions []string
 	// MaxInstances per function (default 10).
@@ -54,6 +58,10 @@ type Stack struct {
 	Template   *template.Stack
 	Pools      Pools
 	Bootstraps map[string]string // logical id -> built binary
+	// DynamoDBEndpoints are the functions' AWS_ENDPOINT_URL_DYNAMODB by
+	// logical id: their IAM proxies, or Config.DynamoDBEndpoint with NoIAM.
+	DynamoDBEndpoints map[string]string
+	proxies           []*IAMProxy
 }
 
 // Start builds RIE and the functions and prepares one pool per function;
@@ -105,18 +113,24 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
 	}
-	s := &Stack{Template: t, Pools: Pools{}, Bootstraps: map[string]string{}}
+	s := &Stack{Template: t, Pools: Pools{}, Bootstraps: map[string]string{}, DynamoDBEndpoints: map[string]string{}}
 	for _, fn := range fns {
 		bootstrap, err := filepath.Abs(bootstraps[fn.LogicalID])
 		if err != nil {
+			s.Close()
 			return nil, err
 		}
 		s.Bootstraps[fn.LogicalID] = bootstrap
+		endpoint, err := s.dynamoDBEndpoint(fn, cfg)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("start stack: %w", err)
+		}
 		s.Pools[fn.LogicalID] = NewPool(PoolConfig{
 			Name:         fn.LogicalID,
 			RIE:          rie,
 			Bootstrap:    bootstrap,
-			Env:          FunctionEnv(fn, filepath.Dir(bootstrap), cfg.DynamoDBEndpoint),
+			Env:          FunctionEnv(fn, filepath.Dir(bootstrap), endpoint),
 			Timeout:      fn.Timeout,
 			MaxInstances: cfg.MaxInstances,
 			Output:       cfg.Output,
@@ -126,8 +140,32 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	return s, nil
 }
 
-// Close kills every instance.
-func (s *Stack) Close() { s.Pools.Close() }
+// dynamoDBEndpoint starts fn's IAM proxy unless cfg.NoIAM and returns the
+// endpoint fn is to use.
+func (s *Stack) dynamoDBEndpoint(fn *template.Function, cfg Config) (string, error) {
+	endpoint := cfg.DynamoDBEndpoint
+	if endpoint != "" && !cfg.NoIAM {
+		p, err := NewIAMProxy(fn, endpoint, cfg.Output)
+		if err != nil {
+			return "", err
+		}
+		if err := p.Start(); err != nil {
+			return "", err
+		}
+		s.proxies = append(s.proxies, p)
+		endpoint = p.Endpoint()
+	}
+	s.DynamoDBEndpoints[fn.LogicalID] = endpoint
+	return endpoint, nil
+}
+
+// Close kills every instance and stops the IAM proxies.
+func (s *Stack) Close() {
+	s.Pools.Close()
+	for _, p := range s.proxies {
+		_ = p.Close()
+	}
+}
 
 // FunctionEnv is the environment of a function's RIE process (RIE hands it
 // to the function): the template's variables, then what Lambda sets, then

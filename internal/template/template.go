@@ -90,6 +90,13 @@ type Function struct {
 	MemorySize int
 	// BuildMethod is Metadata.BuildMethod ("makefile", "go1.x", ...).
 	BuildMethod string
+	// DynamoDBStatements are the statements of the function's Policies
+	// that name DynamoDB actions (inline statements and SAM DynamoDB policy
+	// templates, both branches of an !If); the local runner enforces them.
+	DynamoDBStatements []Statement
+	// DynamoDBActions are the actions of its Allow statements, sorted
+	// ("dynamodb:GetItem", ...).
+	DynamoDBActions []string
 }
 
 // Route is one HttpApi event of a function.
@@ -220,6 +227,9 @@ func parse(data []byte, opts Options) (*Stack, error) {
 		Tables:      map[string]*Table{},
 	}
 	if err := s.loadFunctions(tmpl); err != nil {
+		return nil, err
+	}
+	if err := s.loadPolicies(data, r); err != nil {
 		return nil, err
 	}
 	if err := s.loadAPI(tmpl); err != nil {

@@ -308,7 +308,39 @@ func TestProjectUsageRouteHasNoAuthorizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(raw), "Authorizer: "+template.AuthNone+"\n"); n != 1 {
-		t.Errorf("template has %d `Authorizer: NONE` lines, want 1", n)
+	// The console's routes (outside /api) are the other ones without it.
+	open := 0
+	for _, r := range s.Routes {
+		if r.Authorizer == "" {
+			open++
+		}
+	}
+	if n := strings.Count(string(raw), "Authorizer: "+template.AuthNone+"\n"); n != open {
+		t.Errorf("template has %d `Authorizer: NONE` lines, want %d (one per route without an authorizer)", n, open)
+	}
+}
+
+// The console's page and files are the only routes outside /api, all
+// served by ConsoleFunction without the authorizer.
+func TestProjectConsoleRoutes(t *testing.T) {
+	s := loadProject(t)
+	want := map[string]bool{"GET /": false, "GET /assets/{proxy+}": false}
+	for _, r := range s.Routes {
+		if strings.HasPrefix(r.Path, "/api/") {
+			continue
+		}
+		if _, ok := want[r.Key()]; !ok {
+			t.Errorf("route %s outside /api, want only %v", r.Key(), want)
+			continue
+		}
+		want[r.Key()] = true
+		if r.Function != "ConsoleFunction" || r.Authorizer != "" {
+			t.Errorf("route %s -> %s authorizer %q, want ConsoleFunction with none", r.Key(), r.Function, r.Authorizer)
+		}
+	}
+	for k, found := range want {
+		if !found {
+			t.Errorf("route %s missing", k)
+		}
 	}
 }

@@ -121,3 +121,29 @@ func TestStoreFailureIsAnError(t *testing.T) {
 		t.Errorf("error holds the key: %v", err)
 	}
 }
+
+func FuzzParseEvent(f *testing.F) {
+	for _, s := range []string{
+		`{"key":"sk-a","model":"gpt-4","client_ip":"1.2.3.4","consume":1500,"settle":true}`,
+		`{"key":"k"}`, `{"key":null}`, `{"key":5}`, `{"key":"k","consume":1.5}`, `{"key":"k","consume":"15"}`,
+		`{"key":"k","consume":-20}`, `{"key":"k","consume":99999999999999999999}`, `{"key":"k","settle":"yes"}`,
+		` {"key":"k"} `, `[]`, `null`, ``, `{`, `"sk-a"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		req, err := verify.ParseEvent(raw)
+		if err != nil {
+			if token.ErrorCode(err) != token.EInvalidRequest {
+				t.Fatalf("ParseEvent(%q) error code %q, want %q", raw, token.ErrorCode(err), token.EInvalidRequest)
+			}
+			if req != (token.VerifyRequest{}) {
+				t.Fatalf("ParseEvent(%q) refused but returned %+v", raw, req)
+			}
+			return
+		}
+		if !json.Valid(raw) {
+			t.Fatalf("ParseEvent accepted invalid JSON %q", raw)
+		}
+	})
+}

@@ -57,7 +57,9 @@ func (s *Store) PutAccessToken(ctx context.Context, hash string, p auth.Principa
 }
 
 // LookupAccessToken returns the principal of the active access token with
-// hash, read strongly consistently. auth.ErrUnknown.
+// hash, read strongly consistently, then its user's disabled flag (a second
+// strongly consistent GetItem, of the meta item): auth.ErrUnknown for an
+// unknown or revoked token, auth.ErrDisabled for a disabled user's.
 func (s *Store) LookupAccessToken(ctx context.Context, hash string) (auth.Principal, error) {
 	if hash == "" {
 		return auth.Principal{}, fmt.Errorf("lookup access token: %w", auth.ErrUnknown)
@@ -80,7 +82,40 @@ func (s *Store) LookupAccessToken(ctx context.Context, hash string) (auth.Princi
 	if it.Status != statusActive || it.UserID == "" {
 		return auth.Principal{}, fmt.Errorf("lookup access token: %w", auth.ErrUnknown)
 	}
+	disabled, err := s.userDisabled(ctx, it.UserID)
+	if err != nil {
+		return auth.Principal{}, fmt.Errorf("lookup access token: %w", err)
+	}
+	if disabled {
+		return auth.Principal{}, fmt.Errorf("lookup access token: %w", auth.ErrDisabled)
+	}
 	return auth.Principal{UserID: it.UserID, Role: it.Role}, nil
+}
+
+// userDisabled reads the disabled flag of the user's meta item, strongly
+// consistently, so that disabling a user refuses their next request. A
+// missing meta item is a user that is not disabled.
+func (s *Store) userDisabled(ctx context.Context, userID string) (bool, error) {
+	if err := checkUser(userID); err != nil {
+		return false, fmt.Errorf("read user meta: %w", err)
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      metaKey(userID),
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     aws.String("#d"),
+		ExpressionAttributeNames: map[string]string{"#d": attrDisabled},
+	})
+	if err != nil {
+		return false, fmt.Errorf("read user meta: %w", err)
+	}
+	var m struct {
+		Disabled bool `dynamodbav:"disabled"`
+	}
+	if err := attributevalue.UnmarshalMap(out.Item, &m); err != nil {
+		return false, fmt.Errorf("read user meta: decode: %w", err)
+	}
+	return m.Disabled, nil
 }
 
 // RevokeAccessToken deletes the access token with hash; an unknown hash is

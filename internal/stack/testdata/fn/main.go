@@ -1,7 +1,10 @@
 // Command fn is the stack runner's test function. As an HTTP handler (payload
 // 2.0) it obeys the query parameter "do": echo (default) answers 200 with the
 // event it received, sleep=<ms> sleeps first, crash exits the process, error
-// returns a function error. With MODE=authorizer in its environment it is a
+// returns a function error, dynamo calls DynamoDB's "op" (GetItem or
+// PutItem) on TABLE_NAME for the item pk=sk="id" and answers 200 with
+// {"found":..,"code":..,"message":..} (code is the API error code, e.g.
+// AccessDeniedException). With MODE=authorizer in its environment it is a
 // simple-response REQUEST authorizer that allows "Bearer good", refuses
 // anything else and fails on "Bearer fail".
 package main
@@ -18,6 +21,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 var calls atomic.Int64
@@ -53,7 +61,7 @@ type reply struct {
 	Event events.APIGatewayV2HTTPRequest `json:"event"`
 }
 
-func handle(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	n := calls.Add(1)
 	q := req.QueryStringParameters
 	fmt.Println("handling", req.RouteKey, "do="+q["do"])
@@ -66,6 +74,8 @@ func handle(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGa
 		os.Exit(3)
 	case "error":
 		return events.APIGatewayV2HTTPResponse{}, errors.New("failing on purpose")
+	case "dynamo":
+		return callDynamo(ctx, q["op"], q["id"])
 	case "binary":
 		return events.APIGatewayV2HTTPResponse{
 			StatusCode:      201,
@@ -90,4 +100,48 @@ func handle(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGa
 		MultiValueHeaders: map[string][]string{"X-Multi": {"1", "2"}},
 		Body:              string(body),
 	}, nil
+}
+
+// dynamoReply is what dynamo answers.
+type dynamoReply struct {
+	Found   bool   `json:"found"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func callDynamo(ctx context.Context, op, id string) (events.APIGatewayV2HTTPResponse, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	client := dynamodb.NewFromConfig(cfg)
+	table := aws.String(os.Getenv("TABLE_NAME"))
+	key := map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: id},
+		"sk": &types.AttributeValueMemberS{Value: id},
+	}
+	var out dynamoReply
+	switch op {
+	case "GetItem":
+		var got *dynamodb.GetItemOutput
+		got, err = client.GetItem(ctx, &dynamodb.GetItemInput{TableName: table, Key: key})
+		out.Found = err == nil && got.Item != nil
+	case "PutItem":
+		_, err = client.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: key})
+	default:
+		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("unknown op %q", op)
+	}
+	if err != nil {
+		out.Message = err.Error()
+		out.Code = "unknown"
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			out.Code = apiErr.ErrorCode()
+		}
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: 200, Body: string(body)}, nil
 }
