@@ -18,33 +18,16 @@ import (
 	"time"
 
 	"github.com/llmgw/token-service/internal/stack"
+	"github.com/llmgw/token-service/internal/stacktest"
 	"github.com/llmgw/token-service/internal/template"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testStack serves testdata/template.yaml with the test function.
 type testStack struct {
 	url   string
 	stack *stack.Stack
-	log   *syncBuffer // request lines
-	out   *syncBuffer // function output
+	log   *stacktest.SyncBuffer // request lines
+	out   *stacktest.SyncBuffer // function output
 }
 
 func startTestStack(t *testing.T, maxInstances int, params map[string]string) *testStack {
@@ -60,7 +43,7 @@ func startTestStack(t *testing.T, maxInstances int, params map[string]string) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testStack{log: &syncBuffer{}, out: &syncBuffer{}}
+	ts := &testStack{log: &stacktest.SyncBuffer{}, out: &stacktest.SyncBuffer{}}
 	ts.stack, err = stack.Start(context.Background(), stack.Config{
 		Template:         tmpl,
 		LocalDir:         t.TempDir(),

@@ -16,6 +16,7 @@ import (
 	"github.com/llmgw/token-service/internal/ddblocal"
 	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/stack"
+	"github.com/llmgw/token-service/internal/stacktest"
 	"github.com/llmgw/token-service/internal/template"
 )
 
@@ -70,7 +71,7 @@ func TestIAMEnforcedOnFunctions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := &syncBuffer{}
+			out := &stacktest.SyncBuffer{}
 			st, err := stack.Start(ctx, stack.Config{
 				Template:         tmpl,
 				LocalDir:         t.TempDir(),

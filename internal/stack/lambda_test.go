@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/llmgw/token-service/internal/stack"
+	"github.com/llmgw/token-service/internal/stacktest"
 	"github.com/llmgw/token-service/internal/template"
 )
 
@@ -25,14 +26,14 @@ import (
 type lambdaStack struct {
 	*testStack
 	lambdaURL string
-	lambdaLog *syncBuffer
+	lambdaLog *stacktest.SyncBuffer
 	client    *lambda.Client
 }
 
 func startLambdaStack(t *testing.T, maxInstances int) *lambdaStack {
 	t.Helper()
 	ts := startTestStack(t, maxInstances, nil)
-	ls := &lambdaStack{testStack: ts, lambdaLog: &syncBuffer{}}
+	ls := &lambdaStack{testStack: ts, lambdaLog: &stacktest.SyncBuffer{}}
 	srv := httptest.NewServer(stack.NewLambdaAPI(ts.stack.Pools.Names(), ts.stack.Pools,
 		slog.New(slog.NewTextHandler(ls.lambdaLog, nil))))
 	t.Cleanup(srv.Close)
