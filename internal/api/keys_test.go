@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,6 +210,44 @@ func TestRotateToken(t *testing.T) {
 	r.data(t, &read)
 	if read.Key != token.MaskKey(tok.Key) {
 		t.Errorf("get after rotate: key %q, want the new key's mask", read.Key)
+	}
+}
+
+// TestConcurrentRotations: rotations of one token at once without grace all
+// answer 200 (requests never fail because of each other; that none rotates
+// away a key another was given is the store's
+// TestConcurrentRotationsWithoutGrace), and the stored key is one of the
+// keys they returned.
+func TestConcurrentRotations(t *testing.T) {
+	const n = 8
+	s := keyServer(t, 100)
+	tok := s.create(t, "u1", createBody)
+	rs := make([]response, n)
+	var wg sync.WaitGroup
+	for i := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs[i] = s.call(t, "rotate-token", asUser("u1"), withID(id(tok)), withBody(`{"grace_seconds":0}`), english())
+		}()
+	}
+	wg.Wait()
+	keys := map[string]bool{}
+	for i, r := range rs {
+		if r.Status != 200 || !r.Env.Success {
+			t.Errorf("rotation %d: %d %s, want 200", i, r.Status, r.Body)
+			continue
+		}
+		var got api.Token
+		r.data(t, &got)
+		keys[got.Key] = true
+	}
+	r := s.call(t, "reveal-token-key", asUser("u1"), withID(id(tok)))
+	r.want(t, 200, "")
+	var got api.RevealedKey
+	r.data(t, &got)
+	if !keys[got.Key] {
+		t.Errorf("the stored key is none of the keys the 200 rotations returned")
 	}
 }
 

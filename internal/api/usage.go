@@ -25,8 +25,10 @@ const UsageKeyInvalid = token.VerifyNotFound
 // strongly consistent read, whose key hash must still be the key's.
 // *dynamo.Store satisfies it.
 type KeyStore interface {
-	// LookupKey maps a key hash to its token; token.ErrNotFound when unknown.
-	LookupKey(ctx context.Context, keyHash string) (userID string, tokenID int64, err error)
+	// LookupKey maps a key hash to its token at now (a rotated-out key's
+	// lookup item counts until its grace ends); token.ErrNotFound when
+	// unknown.
+	LookupKey(ctx context.Context, keyHash string, now time.Time) (userID string, tokenID int64, err error)
 	// Get reads one token; token.ErrNotFound when it does not exist.
 	Get(ctx context.Context, userID string, id int64) (token.Token, error)
 }
@@ -118,7 +120,7 @@ func tokenByKey(ctx context.Context, store KeyStore, header string, now time.Tim
 		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
 	}
 	hash := token.HashKey(key)
-	userID, id, err := store.LookupKey(ctx, hash)
+	userID, id, err := store.LookupKey(ctx, hash, now)
 	if err == nil {
 		var t token.Token
 		if t, err = store.Get(ctx, userID, id); err == nil {

@@ -105,6 +105,9 @@ type KeyStore interface {
 	// Rotate gives the token a new key (key, as NewKey makes it), keeping
 	// everything else, in one transaction. With grace > 0 the old key keeps
 	// verifying until now+grace; with 0 it stops at once. It returns the
-	// token with its new full key. ErrNotFound.
+	// token with its new full key. ErrNotFound. When another rotation
+	// changed the key between this one's read and its write, this one
+	// returns the token as that rotation left it, with that key: a second
+	// rotation would revoke the key the other caller was just given.
 	Rotate(ctx context.Context, userID string, id int64, key string, grace time.Duration, now time.Time) (Token, error)
 }

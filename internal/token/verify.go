@@ -27,9 +27,10 @@ var VerifyCodes = []string{
 }
 
 // VerifyRequest is the relay's question: may Key be used for Model from
-// ClientIP, and (Consume > 0) charge that much. Settle charges a request that
-// already ran (no checks but the key's existence, at most what is left);
-// Consume < 0 refunds an earlier charge.
+// ClientIP, and (Consume > 0) charge that much. Settle with Consume > 0
+// charges a request that already ran (no checks but the key's existence, at
+// most what is left); Settle with nothing to charge is a plain verify, every
+// check applying. Consume < 0 refunds an earlier charge.
 type VerifyRequest struct {
 	Key      string
 	Model    string
@@ -44,16 +45,18 @@ type Kind int
 // The kinds of verify request.
 const (
 	KindCheck  Kind = iota // verify, maybe with a charge that must fit (Consume >= 0, no settle)
-	KindSettle             // charge what fits of a request that already ran
+	KindSettle             // charge what fits of a request that already ran (Consume > 0)
 	KindRefund             // give back an earlier charge
 )
 
-// Kind classifies r: a negative Consume is a refund whatever Settle says.
+// Kind classifies r: a negative Consume is a refund whatever Settle says,
+// and only a positive Consume with Settle is a settle (API.md): a settle of
+// nothing skips no check.
 func (r VerifyRequest) Kind() Kind {
 	switch {
 	case r.Consume < 0:
 		return KindRefund
-	case r.Settle:
+	case r.Settle && r.Consume > 0:
 		return KindSettle
 	}
 	return KindCheck

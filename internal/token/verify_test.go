@@ -64,7 +64,7 @@ func TestVerifyRequestKind(t *testing.T) {
 		{"plain", token.VerifyRequest{}, token.KindCheck},
 		{"consume", token.VerifyRequest{Consume: 5}, token.KindCheck},
 		{"settle", token.VerifyRequest{Consume: 5, Settle: true}, token.KindSettle},
-		{"settle of nothing", token.VerifyRequest{Settle: true}, token.KindSettle},
+		{"settle of nothing is a plain verify", token.VerifyRequest{Settle: true}, token.KindCheck},
 		{"refund", token.VerifyRequest{Consume: -5}, token.KindRefund},
 		{"refund with settle", token.VerifyRequest{Consume: -5, Settle: true}, token.KindRefund},
 	}

@@ -2,10 +2,12 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/llmgw/token-service/internal/token"
+	"github.com/llmgw/token-service/internal/token/dynamo"
 	"github.com/llmgw/token-service/internal/verify"
 )
 
@@ -81,5 +83,78 @@ func TestRotationWithoutGraceRevokesAtOnce(t *testing.T) {
 // mapping cache cold.
 func newEnvOn(tb testing.TB, e env) env {
 	tb.Helper()
-	return env{store: e.store, verifier: verify.New(e.store, 0), counter: e.counter}
+	return env{store: e.store, verifier: verify.New(e.store, 0), counter: e.counter, db: e.db, table: e.table}
+}
+
+// The grace window is judged at the caller's now on every path, the cold
+// cache's key lookup included: the store's real clock never decides. The
+// clock here is in 2001, long before any real time the test runs at.
+func TestRotationGraceFollowsTheCallersClock(t *testing.T) {
+	e := newEnv(t)
+	tok := e.create(t, "u-clock", spec())
+	past := time.Unix(1_000_000_000, 0)
+	rotated := e.rotate(t, tok, time.Minute, past)
+	tests := []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"inside the grace", past.Add(59 * time.Second), ""},
+		{"at the grace's end", past.Add(time.Minute), token.VerifyNotFound},
+		{"past the grace", past.Add(time.Hour), token.VerifyNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cold := newEnvOn(t, e)
+			wantCode(t, "old key, cold cache", cold.verify(t, token.VerifyRequest{Key: tok.Key}, tt.at), tt.want)
+			wantCode(t, "new key, cold cache", newEnvOn(t, e).verify(t, token.VerifyRequest{Key: rotated.Key}, tt.at), "")
+		})
+	}
+}
+
+// A charge through a rotated-out key re-checks its grace on the stored item:
+// a verify read inside the grace whose write lands after it charges nothing.
+func TestChargeThroughOldKeyPastGraceIsRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tok := e.create(t, "u-late", spec())
+	e.rotate(t, tok, 30*time.Second, now)
+	wantCode(t, "old key inside the grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 1}, now.Add(10*time.Second)), "")
+
+	st, err := e.store.ReadForVerify(ctx, tok.UserID, tok.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Token.AcceptsKeyHash(tok.KeyHash, now.Add(29*time.Second)) {
+		t.Fatal("the old key is not accepted inside its grace")
+	}
+	tests := []struct {
+		name    string
+		hash    string
+		at      time.Time
+		charged bool
+	}{
+		{"old key past the grace", tok.KeyHash, now.Add(30 * time.Second), false},
+		{"old key long past the grace", tok.KeyHash, now.Add(time.Hour), false},
+		{"old key inside the grace", tok.KeyHash, now.Add(29 * time.Second), true},
+		{"current key past the old one's grace", st.Token.KeyHash, now.Add(time.Hour), true},
+	}
+	for _, tt := range tests {
+		before := e.get(t, tok)
+		_, err := e.store.Charge(ctx, st, dynamo.Charge{Consume: 5, KeyHash: tt.hash}, tt.at)
+		var stale *dynamo.StaleError
+		switch {
+		case tt.charged && err != nil:
+			t.Errorf("%s: charge: %v, want charged", tt.name, err)
+		case !tt.charged && !errors.As(err, &stale):
+			t.Errorf("%s: charge: %v, want refused (*dynamo.StaleError)", tt.name, err)
+		}
+		want := before.UsedQuota
+		if tt.charged {
+			want += 5
+		}
+		if got := e.get(t, tok).UsedQuota; got != want {
+			t.Errorf("%s: used_quota %d, want %d", tt.name, got, want)
+		}
+	}
 }

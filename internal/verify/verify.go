@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -109,7 +110,7 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 	hash := token.HashKey(key)
 	ref, cached := v.cache.get(hash)
 	if !cached {
-		ref.userID, ref.tokenID, err = v.store.LookupKey(ctx, hash)
+		ref.userID, ref.tokenID, err = v.store.LookupKey(ctx, hash, now)
 		if isNotFound(err) {
 			return Refused(token.VerifyNotFound), nil
 		}
@@ -150,9 +151,14 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 	return a, nil
 }
 
-// check runs the ordered checks on st (found by the key with keyHash) and, when they pass, the one
-// conditional write that charges req.Consume and counts the rpm window,
-// again on a fresh read when the write finds the token changed.
+// check runs the ordered checks on st (found by the key with keyHash) and,
+// when they pass, the one conditional write that charges req.Consume and
+// counts the rpm window, again on a fresh read, after a short jittered
+// pause, when the write finds the token changed.
+//
+// The rpm window counted in is now's minute, or the stored one when it is
+// later (another container's clock is slightly ahead and opened it): the
+// window never moves back, and its count limits this verify too.
 func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, keyHash string, req token.VerifyRequest, now time.Time) (Answer, error) {
 	window := token.MinuteStart(now)
 	for round := 1; ; round++ {
@@ -163,9 +169,9 @@ func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, keyHash str
 		if code := token.CheckUse(t, st.UserDisabled, req.Model, req.ClientIP, now); code != "" {
 			return Refused(code), nil
 		}
-		if t.RPMLimit > 0 && st.RPMWindow == window && st.RPMCount >= t.RPMLimit {
+		if t.RPMLimit > 0 && st.RPMWindow >= window && st.RPMCount >= t.RPMLimit {
 			a := Refused(token.VerifyRateLimited)
-			a.RetryAfterSeconds = token.RetryAfter(now)
+			a.RetryAfterSeconds = max(st.RPMWindow+60-now.Unix(), 1)
 			return a, nil
 		}
 		if req.Consume > 0 && !t.UnlimitedQuota && t.RemainQuota < req.Consume {
@@ -180,7 +186,7 @@ func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, keyHash str
 			}
 			return valid(t, now), nil
 		}
-		next, err := v.store.Charge(ctx, st, dynamo.Charge{Consume: req.Consume, CountRate: t.RPMLimit > 0}, now)
+		next, err := v.store.Charge(ctx, st, dynamo.Charge{Consume: req.Consume, CountRate: t.RPMLimit > 0, KeyHash: keyHash}, now)
 		if err == nil {
 			return valid(next.Token, now), nil
 		}
@@ -191,7 +197,25 @@ func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, keyHash str
 		if round >= maxChecks {
 			return Answer{}, errors.New("verify: too many concurrent changes")
 		}
+		if err := pause(ctx, round); err != nil {
+			return Answer{}, err
+		}
 		st = stale.Current
+	}
+}
+
+// pause sleeps before check round n+1: a random time up to 1 ms << n,
+// capped at 50 ms (full jitter), so that verifies racing on one token
+// spread out; ctx's error if it ends first.
+func pause(ctx context.Context, n int) error {
+	ceiling := min(time.Millisecond<<min(n, 10), 50*time.Millisecond)
+	t := time.NewTimer(rand.N(ceiling) + 1)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

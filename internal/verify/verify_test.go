@@ -3,12 +3,16 @@ package verify_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/api"
 	"github.com/llmgw/token-service/internal/ddbcount"
@@ -30,6 +34,8 @@ type env struct {
 	store    *dynamo.Store
 	verifier *verify.Verifier
 	counter  *ddbcount.Counter
+	db       *dynamodb.Client // the table's client, for writes no store method makes
+	table    string
 }
 
 func newEnv(tb testing.TB) env {
@@ -50,7 +56,7 @@ func newEnv(tb testing.TB) env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return env{store: store, verifier: verify.New(store, 0), counter: counter}
+	return env{store: store, verifier: verify.New(store, 0), counter: counter, db: client, table: table}
 }
 
 // spec is a usable token: 1000 quota, never expires, any IP, any model.
@@ -461,5 +467,140 @@ func TestVerifyMessages(t *testing.T) {
 		if !api.HasMessage(code) || zh == en {
 			t.Errorf("code %q: zh %q en %q", code, zh, en)
 		}
+	}
+}
+
+// Only consume > 0 with settle is a settle (API.md): a settle of nothing
+// is a plain verify, every check applying, not a pass that skips them.
+func TestSettleOfNothingIsAPlainVerify(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tok := e.create(t, "u1", spec())
+	off := token.StatusDisabled
+	if _, err := e.store.Update(ctx, "u1", tok.ID, token.Patch{Status: &off}, now); err != nil {
+		t.Fatal(err)
+	}
+	limited := e.create(t, "u1", func() token.Spec { s := spec(); s.RPMLimit = 1; return s }())
+	tests := []struct {
+		name string
+		req  token.VerifyRequest
+		want string
+	}{
+		{"disabled, settle without consume", token.VerifyRequest{Key: tok.Key, Settle: true}, token.VerifyDisabled},
+		{"disabled, settle of 0", token.VerifyRequest{Key: tok.Key, Settle: true, Consume: 0}, token.VerifyDisabled},
+		{"rpm 1, first settle of nothing counts", token.VerifyRequest{Key: limited.Key, Settle: true}, ""},
+		{"rpm 1, second settle of nothing is limited", token.VerifyRequest{Key: limited.Key, Settle: true}, token.VerifyRateLimited},
+		{"disabled, settle of 5 skips the checks", token.VerifyRequest{Key: tok.Key, Settle: true, Consume: 5}, ""},
+	}
+	for _, tt := range tests {
+		a := e.verify(t, tt.req, now)
+		wantCode(t, tt.name, a, tt.want)
+		if tt.req.Consume == 0 && (a.Charged != nil || a.Shortfall != nil) {
+			t.Errorf("%s: charged %v shortfall %v, want neither (not a settle)", tt.name, a.Charged, a.Shortfall)
+		}
+	}
+}
+
+// setRPMWindow writes tok's rpm window directly, as another container
+// whose clock runs ahead would have.
+func (e env) setRPMWindow(tb testing.TB, tok token.Token, window, count int64) {
+	tb.Helper()
+	_, err := e.db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: aws.String(e.table),
+		Key: map[string]types.AttributeValue{
+			dynamo.PartitionKey: &types.AttributeValueMemberS{Value: "USER#" + tok.UserID},
+			dynamo.SortKey:      &types.AttributeValueMemberS{Value: fmt.Sprintf("TOKEN#%019d", tok.ID)},
+		},
+		UpdateExpression: aws.String("SET rpm_window = :w, rpm_count = :c"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":w": &types.AttributeValueMemberN{Value: strconv.FormatInt(window, 10)},
+			":c": &types.AttributeValueMemberN{Value: strconv.FormatInt(count, 10)},
+		},
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	})
+	if err != nil {
+		tb.Fatalf("set rpm window: %v", err)
+	}
+}
+
+// A stored rpm window later than the verifier's minute (another container's
+// clock slightly ahead) is counted in, never moved back, and never an error.
+func TestRPMWindowAhead(t *testing.T) {
+	ahead := token.MinuteStart(now) + 60
+	tests := []struct {
+		name   string
+		stored int64 // the count already in the window ahead
+		limit  int64
+		want   []string // answers of successive verifies at now
+	}{
+		{"room left", 1, 3, []string{"", "", token.VerifyRateLimited}},
+		{"full", 3, 3, []string{token.VerifyRateLimited}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := spec()
+			s.RPMLimit = tt.limit
+			tok := e.create(t, "u1", s)
+			e.setRPMWindow(t, tok, ahead, tt.stored)
+			counted := tt.stored
+			for i, want := range tt.want {
+				a, err := e.verifier.Verify(context.Background(), token.VerifyRequest{Key: tok.Key, Consume: 1}, now)
+				if err != nil {
+					t.Fatalf("verify %d: %v, want an answer", i, err)
+				}
+				wantCode(t, fmt.Sprintf("verify %d", i), a, want)
+				if want == "" {
+					counted++
+				} else if wantRetry := ahead + 60 - now.Unix(); a.RetryAfterSeconds != wantRetry {
+					t.Errorf("verify %d: retry_after_seconds %d, want %d (the end of the stored window)", i, a.RetryAfterSeconds, wantRetry)
+				}
+			}
+			st, err := e.store.ReadForVerify(context.Background(), tok.UserID, tok.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.RPMWindow != ahead || st.RPMCount != counted {
+				t.Errorf("rpm window %d count %d, want %d, %d (counted in the window ahead)", st.RPMWindow, st.RPMCount, ahead, counted)
+			}
+		})
+	}
+}
+
+// Settles that fit add to the token without conditioning on the quota
+// read, so many at once on one token do not conflict: each makes one
+// write attempt, and the quota is split exactly.
+func TestConcurrentSettlesDoNotConflict(t *testing.T) {
+	e := newEnv(t)
+	tok := e.create(t, "u1", spec())                    // 1000
+	e.verify(t, token.VerifyRequest{Key: tok.Key}, now) // cache the mapping
+	e.counter.Reset()
+	const n = 200
+	answers := make([]verify.Answer, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			answers[i], errs[i] = e.verifier.Verify(context.Background(), token.VerifyRequest{Key: tok.Key, Consume: 10, Settle: true}, now)
+		})
+	}
+	wg.Wait()
+	var charged, shortfall int64
+	for i, a := range answers {
+		if errs[i] != nil {
+			t.Fatalf("settle %d: %v", i, errs[i])
+		}
+		if !a.Valid || a.Charged == nil || a.Shortfall == nil {
+			t.Fatalf("settle %d: %+v, want valid with charged and shortfall", i, a)
+		}
+		charged += *a.Charged
+		shortfall += *a.Shortfall
+	}
+	got := e.get(t, tok)
+	if charged != 1000 || shortfall != 1000 || got.RemainQuota != 0 || got.UsedQuota != 1000 {
+		t.Errorf("charged %d shortfall %d remain %d used %d; want 1000, 1000, 0, 1000", charged, shortfall, got.RemainQuota, got.UsedQuota)
+	}
+	if writes := e.counter.Counts()["UpdateItem"]; writes > n {
+		t.Errorf("%d UpdateItem requests for %d settles, want at most one each (no retries)", writes, n)
 	}
 }

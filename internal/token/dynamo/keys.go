@@ -212,7 +212,15 @@ func (c *windowCache) put(userID string, window int64) {
 //   - the lookup item of a key rotated out earlier, still in its grace, is
 //     deleted: only the latest replaced key keeps verifying.
 //
-// A transaction that lost a race to another rotation is re-read and retried.
+// A cancelled transaction is re-read and retried only while the token's
+// key_hash is still the one first read (a transaction conflict, or a
+// failure that did not come from a concurrent rotation). If another
+// rotation changed the key meanwhile, this one joins it and answers with
+// the token as that rotation left it, its key opened: rotating again would
+// revoke the key the other caller was just given (at once without grace),
+// and failing would make concurrent requests fail because of each other,
+// which the contract rules out. If the key is already the new one (an SDK
+// retry of a transaction that committed), the rotation is done.
 func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string, grace time.Duration, now time.Time) (token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Token{}, fmt.Errorf("rotate key: %w", err)
@@ -227,6 +235,8 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 	if err != nil {
 		return token.Token{}, fmt.Errorf("rotate key: %w", err)
 	}
+	newHash := token.HashKey(key)
+	var firstHash string
 	for attempt := 1; ; attempt++ {
 		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 			TableName:      aws.String(s.table),
@@ -243,6 +253,20 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 		if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
 			return token.Token{}, fmt.Errorf("rotate key: decode token: %w", err)
 		}
+		switch {
+		case attempt == 1:
+			firstHash = it.KeyHash
+		case it.KeyHash == newHash:
+			t := toDomainToken(it)
+			t.Key = key
+			return t, nil
+		case it.KeyHash != firstHash:
+			t, err := s.openToken(ctx, out.Item)
+			if err != nil {
+				return token.Token{}, fmt.Errorf("rotate key: join a concurrent rotation: %w", err)
+			}
+			return t, nil
+		}
 		in, rotated, err := s.rotateTx(ctx, it, key, grace, now)
 		if err != nil {
 			return token.Token{}, fmt.Errorf("rotate key: %w", err)
@@ -256,7 +280,8 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 			return token.Token{}, fmt.Errorf("rotate key: %w", err)
 		}
 		// Action 0 is the token: its key changed (a concurrent rotation)
-		// or it was deleted. Re-read: a deleted token is then not found.
+		// or it was deleted. Re-read: a deleted token is then not found, a
+		// changed key a conflict.
 		if reasonCode(reasons, 0) != reasonConditionFailed && !hasReason(reasons, reasonConflict) {
 			return token.Token{}, fmt.Errorf("rotate key: transaction cancelled: %s", describeReasons(reasons))
 		}

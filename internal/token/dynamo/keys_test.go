@@ -138,7 +138,7 @@ func TestRotateKeepsTheTokenAndCleansUp(t *testing.T) {
 	if n := countLookupItems(t, e); n != lookupsBefore {
 		t.Errorf("lookup items after a rotation without grace = %d, want %d", n, lookupsBefore)
 	}
-	if _, _, err := e.store.LookupKey(ctx, token.HashKey(key1)); token.ErrorCode(err) != token.ENotFound {
+	if _, _, err := e.store.LookupKey(ctx, token.HashKey(key1), now); token.ErrorCode(err) != token.ENotFound {
 		t.Errorf("lookup of a key rotated out without grace: %v, want not found", err)
 	}
 	key3, _ := token.NewKey()
@@ -183,9 +183,9 @@ func TestExpiredLookupIsMissing(t *testing.T) {
 	ctx := context.Background()
 	tok := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("x", 1)))[0]
 	k, _ := token.NewKey()
-	// The store's own clock is real time: a grace window that ended long
-	// ago (now is in 2027; rotate "at" 2001) leaves an expired lookup item
-	// that TTL has not deleted yet.
+	// A grace window in 2001: the lookup item is live or expired by the
+	// caller's clock, whatever the real time, and an expired one stays
+	// stored until TTL deletes it.
 	past := time.Unix(1_000_000_000, 0)
 	if _, err := e.store.Rotate(ctx, "u1", tok.ID, k, time.Hour, past); err != nil {
 		t.Fatal(err)
@@ -193,11 +193,25 @@ func TestExpiredLookupIsMissing(t *testing.T) {
 	if n := countLookupItems(t, e); n != 2 {
 		t.Fatalf("lookup items = %d, want 2 (the expired one still stored)", n)
 	}
-	if _, _, err := e.store.LookupKey(ctx, tok.KeyHash); token.ErrorCode(err) != token.ENotFound {
-		t.Errorf("LookupKey of an expired lookup item: %v, want not found", err)
-	}
-	if u, id, err := e.store.LookupKey(ctx, token.HashKey(k)); err != nil || u != "u1" || id != tok.ID {
-		t.Errorf("LookupKey of the new key = %s %d %v", u, id, err)
+	for _, tt := range []struct {
+		name string
+		at   time.Time
+		want bool
+	}{
+		{"inside the grace", past.Add(59 * time.Minute), true},
+		{"at the grace's end", past.Add(time.Hour), false},
+		{"long after", past.Add(30 * 24 * time.Hour), false},
+	} {
+		u, id, err := e.store.LookupKey(ctx, tok.KeyHash, tt.at)
+		if got := err == nil && u == "u1" && id == tok.ID; got != tt.want {
+			t.Errorf("%s: LookupKey of the old key = %s %d %v, want found %v", tt.name, u, id, err, tt.want)
+		}
+		if !tt.want && token.ErrorCode(err) != token.ENotFound {
+			t.Errorf("%s: LookupKey of an expired lookup item: %v, want not found", tt.name, err)
+		}
+		if u, id, err := e.store.LookupKey(ctx, token.HashKey(k), tt.at); err != nil || u != "u1" || id != tok.ID {
+			t.Errorf("%s: LookupKey of the new key = %s %d %v", tt.name, u, id, err)
+		}
 	}
 	for _, av := range scanAll(t, e) {
 		if pk := av[dynamo.PartitionKey].(*types.AttributeValueMemberS).Value; pk == "KEY#"+tok.KeyHash {

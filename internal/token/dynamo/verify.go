@@ -35,9 +35,10 @@ func (e *StaleError) Error() string { return "token changed since it was read" }
 
 // LookupKey maps a key hash to its token with one strongly consistent
 // GetItem of the key lookup item. ErrNotFound for an unknown key, and for
-// the lookup item of a rotated-out key whose grace window has ended. The
-// caller confirms the mapping with Token.AcceptsKeyHash.
-func (s *Store) LookupKey(ctx context.Context, keyHash string) (userID string, tokenID int64, err error) {
+// the lookup item of a rotated-out key whose grace window has ended at now
+// (the caller's clock, the one its other checks run at). The caller
+// confirms the mapping with Token.AcceptsKeyHash.
+func (s *Store) LookupKey(ctx context.Context, keyHash string, now time.Time) (userID string, tokenID int64, err error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
 		Key:            itemKey(keyPK(keyHash), keySK),
@@ -56,7 +57,7 @@ func (s *Store) LookupKey(ctx context.Context, keyHash string) (userID string, t
 	if checkUser(l.UserID) != nil || l.TokenID <= 0 {
 		return "", 0, errors.New("look up key: malformed lookup item")
 	}
-	if !l.live(s.now()) {
+	if !l.live(now) {
 		// A rotated-out key whose grace ended; TTL has not deleted it yet.
 		return "", 0, fmt.Errorf("look up key: %w", token.ErrNotFound)
 	}
@@ -135,18 +136,27 @@ type Charge struct {
 	// CountRate counts the verify in the token's rpm_limit window, only if
 	// the window has room.
 	CountRate bool
+	// KeyHash is the hash of the key that was verified: the token's current
+	// key, or the key a rotation replaced, charged only while its grace
+	// window lasts at now. Empty means the current key of the token read.
+	KeyHash string
 }
 
 // Charge writes c to the token read as read with one conditional UpdateItem
 // that re-checks, on the stored item, everything the write depends on: the
-// key hash, status 1, not expired at now, the quota for c.Consume (and the
-// unlimited flag read), and the rpm window as read (with room left). It
+// key (c.KeyHash still accepted at now), status 1, not expired at now, the
+// quota for c.Consume (and the unlimited flag read), and the rpm window as
+// read (with room left). It
 // also sets accessed_time. It returns the token after the write;
 // *StaleError with the current token when the condition fails on a token
 // that still exists (the caller checks again), ErrNotFound when it is gone.
 func (s *Store) Charge(ctx context.Context, read VerifyState, c Charge, now time.Time) (VerifyState, error) {
 	t := read.Token
-	cond := sameKey(t.KeyHash).
+	hash := c.KeyHash
+	if hash == "" {
+		hash = t.KeyHash
+	}
+	cond := acceptsKey(t, hash, now).
 		And(expression.Name(attrStatus).Equal(expression.Value(int(token.StatusEnabled)))).
 		And(expression.Name(attrExpired).Equal(expression.Value(token.NeverExpires)).
 			Or(expression.Name(attrExpired).GreaterThan(expression.Value(now.Unix()))))
@@ -172,8 +182,11 @@ func (s *Store) Charge(ctx context.Context, read VerifyState, c Charge, now time
 // Settle charges what fits of amount (> 0), a request that already ran:
 // all of it to used_quota on an unlimited token; on a limited one at most
 // remain_quota, which never goes below 0. No check but the key's: the token
-// exists and its key hash is read's. The write is conditional on the quota
-// it was computed from and is retried on a race. It returns the token after
+// exists and its key hash is read's. When amount fits remain_quota the
+// write adds (conditional only on remain_quota >= amount), so concurrent
+// settles of one token do not conflict; only a settle that does not fit
+// sets remain_quota to 0 on the condition that it is still the value read.
+// A lost race is retried on the current token. It returns the token after
 // it and what was charged and could not be. ErrNotFound.
 func (s *Store) Settle(ctx context.Context, read VerifyState, amount int64, now time.Time) (st VerifyState, charged, shortfall int64, err error) {
 	if amount < 0 {
@@ -192,7 +205,12 @@ func (s *Store) Settle(ctx context.Context, read VerifyState, amount int64, now 
 		cond := sameKey(hash).And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota)))
 		update := expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix())).
 			Add(expression.Name(attrUsed), expression.Value(charged))
-		if !t.UnlimitedQuota {
+		switch {
+		case t.UnlimitedQuota:
+		case shortfall == 0:
+			cond = cond.And(expression.Name(attrRemain).GreaterThanEqual(expression.Value(charged)))
+			update = update.Add(expression.Name(attrRemain), expression.Value(-charged))
+		default:
 			cond = cond.And(expression.Name(attrRemain).Equal(expression.Value(t.RemainQuota)))
 			update = update.Set(expression.Name(attrRemain), expression.Value(t.RemainQuota-charged))
 		}
@@ -332,13 +350,15 @@ var (
 
 // count adds to cond and update the counting of one request at now, given
 // the window the caller believes is stored (known): in that window while
-// its count is under limit, or, when known is an older window, opening
-// now's window. Whoever opens a window first wins; the others fail the
-// condition, learn the stored window and count themselves in it on a retry.
+// its count is under limit when known is now's window or a later one
+// (another container's clock slightly ahead opened it: the window never
+// moves back), or, when known is an older window, opening now's window.
+// Whoever opens a window first wins; the others fail the condition, learn
+// the stored window and count themselves in it on a retry.
 func (w minuteWindow) count(cond expression.ConditionBuilder, update expression.UpdateBuilder, known, limit int64, now time.Time) (expression.ConditionBuilder, expression.UpdateBuilder) {
 	window := token.MinuteStart(now)
-	if known == window {
-		cond = cond.And(expression.Name(w.windowAttr).Equal(expression.Value(window))).
+	if known >= window {
+		cond = cond.And(expression.Name(w.windowAttr).Equal(expression.Value(known))).
 			And(expression.Name(w.countAttr).LessThan(expression.Value(limit)))
 		return cond, update.Add(expression.Name(w.countAttr), expression.Value(1))
 	}
@@ -353,6 +373,19 @@ func (w minuteWindow) count(cond expression.ConditionBuilder, update expression.
 func sameKey(keyHash string) expression.ConditionBuilder {
 	return expression.AttributeExists(expression.Name(PartitionKey)).
 		And(expression.Name(attrKeyHash).Equal(expression.Value(keyHash)))
+}
+
+// acceptsKey is the condition of a charge through the key with keyHash at
+// now: the token exists and keyHash is its current key, or the key a
+// rotation replaced whose grace window has not ended at now (what
+// Token.AcceptsKeyHash checks on the read, re-checked on the stored item).
+func acceptsKey(t token.Token, keyHash string, now time.Time) expression.ConditionBuilder {
+	if keyHash == t.KeyHash {
+		return sameKey(keyHash)
+	}
+	return expression.AttributeExists(expression.Name(PartitionKey)).
+		And(expression.Name(attrPrevKeyHash).Equal(expression.Value(keyHash))).
+		And(expression.Name(attrPrevKeyExpires).GreaterThan(expression.Value(now.Unix())))
 }
 
 // verifyUpdate runs one conditional UpdateItem on read's token and returns
