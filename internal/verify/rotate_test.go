@@ -158,3 +158,43 @@ func TestChargeThroughOldKeyPastGraceIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A settle or refund of a call made through the old key during its grace
+// is billed to the token, as its verify was; past the grace the old key is
+// unknown to settles and refunds too.
+func TestSettleAndRefundThroughOldKeyFollowTheGrace(t *testing.T) {
+	e := newEnv(t)
+	tok := e.create(t, "u-settle-old", spec())
+	e.rotate(t, tok, 30*time.Second, now)
+	inside, past := now.Add(10*time.Second), now.Add(31*time.Second)
+
+	before := e.get(t, tok)
+	wantCode(t, "settle through the old key inside the grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 7, Settle: true}, inside), "")
+	wantCode(t, "refund through the old key inside the grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: -2}, inside), "")
+	if got := e.get(t, tok); got.UsedQuota != before.UsedQuota+5 || got.RemainQuota != before.RemainQuota-5 {
+		t.Fatalf("after settle 7 and refund 2: used %d remain %d, want used %d remain %d",
+			got.UsedQuota, got.RemainQuota, before.UsedQuota+5, before.RemainQuota-5)
+	}
+
+	wantCode(t, "settle through the old key past the grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 7, Settle: true}, past), token.VerifyNotFound)
+	wantCode(t, "refund through the old key past the grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: -1}, past), token.VerifyNotFound)
+	if got := e.get(t, tok); got.UsedQuota != before.UsedQuota+5 {
+		t.Fatalf("past the grace, used %d changed", got.UsedQuota)
+	}
+
+	// The store re-checks the key in its write: a state read inside the
+	// grace and written past it (a slow call) charges and refunds nothing.
+	st, err := e.store.ReadForVerify(context.Background(), tok.UserID, tok.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := e.store.Settle(context.Background(), st, tok.KeyHash, 3, past); token.ErrorCode(err) != token.ENotFound {
+		t.Errorf("store settle through the old key past the grace: %v, want not found", err)
+	}
+	if _, err := e.store.Refund(context.Background(), st, tok.KeyHash, 1, past); token.ErrorCode(err) != token.ENotFound {
+		t.Errorf("store refund through the old key past the grace: %v, want not found", err)
+	}
+	if got := e.get(t, tok); got.UsedQuota != before.UsedQuota+5 {
+		t.Fatalf("store writes past the grace changed used to %d", got.UsedQuota)
+	}
+}

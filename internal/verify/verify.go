@@ -135,9 +135,9 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 	var a Answer
 	switch req.Kind() {
 	case token.KindSettle:
-		a, err = v.settle(ctx, st, req.Consume, now)
+		a, err = v.settle(ctx, st, hash, req.Consume, now)
 	case token.KindRefund:
-		a, err = v.refund(ctx, st, -req.Consume, now)
+		a, err = v.refund(ctx, st, hash, -req.Consume, now)
 	default:
 		a, err = v.check(ctx, st, hash, req, now)
 	}
@@ -219,8 +219,8 @@ func pause(ctx context.Context, n int) error {
 	}
 }
 
-func (v *Verifier) settle(ctx context.Context, st dynamo.VerifyState, amount int64, now time.Time) (Answer, error) {
-	next, charged, shortfall, err := v.store.Settle(ctx, st, amount, now)
+func (v *Verifier) settle(ctx context.Context, st dynamo.VerifyState, keyHash string, amount int64, now time.Time) (Answer, error) {
+	next, charged, shortfall, err := v.store.Settle(ctx, st, keyHash, amount, now)
 	if err != nil {
 		return Answer{}, err
 	}
@@ -229,8 +229,8 @@ func (v *Verifier) settle(ctx context.Context, st dynamo.VerifyState, amount int
 	return a, nil
 }
 
-func (v *Verifier) refund(ctx context.Context, st dynamo.VerifyState, amount int64, now time.Time) (Answer, error) {
-	next, err := v.store.Refund(ctx, st, amount, now)
+func (v *Verifier) refund(ctx context.Context, st dynamo.VerifyState, keyHash string, amount int64, now time.Time) (Answer, error) {
+	next, err := v.store.Refund(ctx, st, keyHash, amount, now)
 	if token.ErrorCode(err) == token.EInvalidRequest {
 		return Refused(token.VerifyInvalidRequest), nil
 	}

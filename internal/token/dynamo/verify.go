@@ -188,21 +188,21 @@ func (s *Store) Charge(ctx context.Context, read VerifyState, c Charge, now time
 // sets remain_quota to 0 on the condition that it is still the value read.
 // A lost race is retried on the current token. It returns the token after
 // it and what was charged and could not be. ErrNotFound.
-func (s *Store) Settle(ctx context.Context, read VerifyState, amount int64, now time.Time) (st VerifyState, charged, shortfall int64, err error) {
+func (s *Store) Settle(ctx context.Context, read VerifyState, keyHash string, amount int64, now time.Time) (st VerifyState, charged, shortfall int64, err error) {
 	if amount < 0 {
 		return VerifyState{}, 0, 0, token.Errorf(token.EInvalidRequest, "negative settle")
 	}
-	st, hash := read, read.Token.KeyHash
+	st = read
 	for attempt := 1; ; attempt++ {
 		t := st.Token
-		if t.KeyHash != hash {
+		if !t.AcceptsKeyHash(keyHash, now) {
 			return VerifyState{}, 0, 0, fmt.Errorf("settle token: %w", token.ErrNotFound)
 		}
 		charged, shortfall = token.SettleAmounts(t, amount)
 		if charged == 0 {
 			return st, 0, shortfall, nil // nothing to write: no quota left, or nothing to charge
 		}
-		cond := sameKey(hash).And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota)))
+		cond := acceptsKey(t, keyHash, now).And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota)))
 		update := expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix())).
 			Add(expression.Name(attrUsed), expression.Value(charged))
 		switch {
@@ -228,20 +228,20 @@ func (s *Store) Settle(ctx context.Context, read VerifyState, amount int64, now 
 // by amount, remain_quota up by it (capped at MaxQuota; unchanged on an
 // unlimited token). EInvalidRequest, and nothing changes, when used_quota
 // is below amount. No check but the key's. ErrNotFound.
-func (s *Store) Refund(ctx context.Context, read VerifyState, amount int64, now time.Time) (VerifyState, error) {
+func (s *Store) Refund(ctx context.Context, read VerifyState, keyHash string, amount int64, now time.Time) (VerifyState, error) {
 	if amount <= 0 {
 		return VerifyState{}, token.Errorf(token.EInvalidRequest, "refund must be positive")
 	}
-	st, hash := read, read.Token.KeyHash
+	st := read
 	for attempt := 1; ; attempt++ {
 		t := st.Token
-		if t.KeyHash != hash {
+		if !t.AcceptsKeyHash(keyHash, now) {
 			return VerifyState{}, fmt.Errorf("refund token: %w", token.ErrNotFound)
 		}
 		if t.UsedQuota < amount {
 			return VerifyState{}, fmt.Errorf("refund token: %w", token.Errorf(token.EInvalidRequest, "refund larger than used_quota"))
 		}
-		cond := sameKey(hash).
+		cond := acceptsKey(t, keyHash, now).
 			And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota))).
 			And(expression.Name(attrUsed).GreaterThanEqual(expression.Value(amount)))
 		update := expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix())).
