@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,23 +70,11 @@ func startAPIForTest(t *testing.T, o options) *runningAPI {
 // call makes one HTTP API request with a user access token.
 func (r *runningAPI) call(t *testing.T, method, path, token, body string) (int, envelope) {
 	t.Helper()
-	req, err := http.NewRequest(method, r.apiURL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	res := stacktest.Request(t, r.apiURL, method, path, map[string]string{"Authorization": "Bearer " + token}, body)
+	if !json.Valid(res.Body) {
+		t.Fatalf("%s %s: %d %s", method, path, res.Status, res.Body)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, env
+	return res.Status, res.Envelope
 }
 
 // apiToken is the part of a token object the test reads.

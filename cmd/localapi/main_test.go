@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -68,25 +67,12 @@ func TestEndToEnd(t *testing.T) {
 
 	call := func(t *testing.T, method, path, token, body string) (int, envelope, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
+		header := map[string]string{}
 		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+			header["Authorization"] = "Bearer " + token
 		}
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		var env envelope
-		_ = json.Unmarshal(raw, &env)
-		return resp.StatusCode, env, string(raw)
+		res := stacktest.Request(t, srv.URL, method, path, header, body)
+		return res.Status, res.Envelope, string(res.Body)
 	}
 
 	steps := []struct {

@@ -257,7 +257,14 @@ type Response struct {
 // Authorization value is sent as is).
 func (s *Stack) Do(t testing.TB, method, path string, header map[string]string, body string) Response {
 	t.Helper()
-	req, err := http.NewRequest(method, s.APIURL+path, strings.NewReader(body))
+	return Request(t, s.APIURL, method, path, header, body)
+}
+
+// Request makes one HTTP request to the API at baseURL: Do for an API that
+// Start did not start (the runner's own command, say).
+func Request(t testing.TB, baseURL, method, path string, header map[string]string, body string) Response {
+	t.Helper()
+	req, err := http.NewRequest(method, baseURL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,15 +131,7 @@ func (s *Store) countReveal(ctx context.Context, userID string, limit int, now t
 		if err != nil {
 			return fmt.Errorf("count reveal: %w", err)
 		}
-		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                           aws.String(s.table),
-			Key:                                 metaKey(userID),
-			UpdateExpression:                    expr.Update(),
-			ConditionExpression:                 expr.Condition(),
-			ExpressionAttributeNames:            expr.Names(),
-			ExpressionAttributeValues:           expr.Values(),
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
+		_, err = s.db.UpdateItem(ctx, s.conditionalUpdate(metaKey(userID), expr))
 		if err == nil {
 			s.revealWindows.put(userID, window)
 			return nil

@@ -19,6 +19,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -190,4 +192,19 @@ func checkUser(userID string) error {
 		return fmt.Errorf("invalid user id: %w", err)
 	}
 	return nil
+}
+
+// conditionalUpdate is the UpdateItem of the item at key with expr's update
+// and condition; a failed condition returns the item as it was, so the
+// caller can tell why without another read.
+func (s *Store) conditionalUpdate(key map[string]types.AttributeValue, expr expression.Expression) *dynamodb.UpdateItemInput {
+	return &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(s.table),
+		Key:                                 key,
+		UpdateExpression:                    expr.Update(),
+		ConditionExpression:                 expr.Condition(),
+		ExpressionAttributeNames:            expr.Names(),
+		ExpressionAttributeValues:           expr.Values(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
 }

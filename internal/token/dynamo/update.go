@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/token"
@@ -57,16 +55,9 @@ func (s *Store) Update(ctx context.Context, userID string, id int64, p token.Pat
 	if err != nil {
 		return token.Token{}, fmt.Errorf("update token: %w", err)
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
-		Key:                                 tokenKey(userID, id),
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	in := s.conditionalUpdate(tokenKey(userID, id), expr)
+	in.ReturnValues = types.ReturnValueAllNew
+	out, err := s.db.UpdateItem(ctx, in)
 	if ccf, ok := isConditionFailed(err); ok {
 		if len(ccf.Item) == 0 {
 			return token.Token{}, fmt.Errorf("update token: %w", token.ErrNotFound)

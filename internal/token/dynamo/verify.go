@@ -396,16 +396,9 @@ func (s *Store) verifyUpdate(ctx context.Context, read VerifyState, cond express
 	if err != nil {
 		return VerifyState{}, err
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
-		Key:                                 tokenKey(read.Token.UserID, read.Token.ID),
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	in := s.conditionalUpdate(tokenKey(read.Token.UserID, read.Token.ID), expr)
+	in.ReturnValues = types.ReturnValueAllNew
+	out, err := s.db.UpdateItem(ctx, in)
 	if ccf, ok := isConditionFailed(err); ok {
 		if len(ccf.Item) == 0 {
 			return VerifyState{}, token.ErrNotFound
