@@ -149,7 +149,7 @@ func TestEveryCode(t *testing.T) {
 		{"valid", token.VerifyRequest{Key: usable.Key, Model: "any", ClientIP: "1.2.3.4"}, now, ""},
 		{"valid without sk-", token.VerifyRequest{Key: usable.Key[3:]}, now, ""},
 		{"consume too large", token.VerifyRequest{Key: usable.Key, Consume: token.MaxQuota + 1}, now, token.VerifyInvalidRequest},
-		{"bad checksum", token.VerifyRequest{Key: usable.Key[:len(usable.Key)-1] + "x"}, now, token.VerifyNotFound},
+		{"bad checksum", token.VerifyRequest{Key: badChecksum(usable.Key)}, now, token.VerifyNotFound},
 		{"channel suffix", token.VerifyRequest{Key: usable.Key + "-3"}, now, token.VerifyNotFound},
 		{"unknown key", token.VerifyRequest{Key: other}, now, token.VerifyNotFound},
 		{"deleted key", token.VerifyRequest{Key: deleted.Key}, now, token.VerifyNotFound},
@@ -603,4 +603,14 @@ func TestConcurrentSettlesDoNotConflict(t *testing.T) {
 	if writes := e.counter.Counts()["UpdateItem"]; writes > n {
 		t.Errorf("%d UpdateItem requests for %d settles, want at most one each (no retries)", writes, n)
 	}
+}
+
+// badChecksum changes key's last character to another one, so that it no
+// longer passes its checksum.
+func badChecksum(key string) string {
+	last := "x"
+	if key[len(key)-1] == 'x' {
+		last = "y"
+	}
+	return key[:len(key)-1] + last
 }
