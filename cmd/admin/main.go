@@ -8,8 +8,10 @@
 //
 // The table is TABLE_NAME (default tokens); the DynamoDB endpoint is the AWS
 // SDK's own AWS_ENDPOINT_URL_DYNAMODB. Against a local endpoint (localhost,
-// 127.0.0.1) without credentials it uses DynamoDB Local's dummy ones, and
-// the region defaults to us-east-1.
+// 127.0.0.1) without credentials it uses DynamoDB Local's dummy ones and
+// region us-east-1; against AWS the region and credentials are the
+// environment's or the profile's (AWS_PROFILE, ~/.aws/config), as the AWS
+// CLI finds them.
 package main
 
 import (
@@ -140,17 +142,9 @@ func openStore(ctx context.Context, getenv func(string) string) (*dynamo.Store, 
 		table = "tokens"
 	}
 	endpoint := getenv("AWS_ENDPOINT_URL_DYNAMODB")
-	var opts []func(*config.LoadOptions) error
-	if getenv("AWS_REGION") == "" && getenv("AWS_DEFAULT_REGION") == "" {
-		opts = append(opts, config.WithRegion("us-east-1"))
-	}
-	if isLocal(endpoint) && getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
-		// DynamoDB Local accepts any key without '-' or '_'.
-		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsConfig(ctx, getenv, endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("load aws config: %w", err)
+		return nil, err
 	}
 	client := dynamodb.NewFromConfig(cfg)
 	where := endpoint
@@ -168,6 +162,32 @@ func openStore(ctx context.Context, getenv func(string) string) (*dynamo.Store, 
 		return nil, fmt.Errorf("describe table %s at %s: %w", table, where, err)
 	}
 	return dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: app.NoSealer{}})
+}
+
+// awsConfig is the SDK configuration: the environment and the shared
+// profile, as the AWS CLI reads them. Only against a local endpoint does it
+// fill in what DynamoDB Local needs (region us-east-1, dummy credentials)
+// when nothing is set; against AWS a missing region is an error, never a
+// silent us-east-1 that would hide the profile's region.
+func awsConfig(ctx context.Context, getenv func(string) string, endpoint string) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if isLocal(endpoint) {
+		if getenv("AWS_REGION") == "" && getenv("AWS_DEFAULT_REGION") == "" && getenv("AWS_PROFILE") == "" {
+			opts = append(opts, config.WithRegion("us-east-1"))
+		}
+		if getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
+			// DynamoDB Local accepts any key without '-' or '_'.
+			opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+		}
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, errors.New("no AWS region: set AWS_REGION, or a region in the profile (aws configure)")
+	}
+	return cfg, nil
 }
 
 // isLocal reports whether endpoint points at this machine.

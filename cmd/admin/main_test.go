@@ -14,8 +14,6 @@ import (
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
-
 func TestIssueAndRevoke(t *testing.T) {
 	client, table := dynamotest.NewTable(t)
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
@@ -133,6 +131,57 @@ func TestRunRefusals(t *testing.T) {
 			}
 			if out.Len() != 0 {
 				t.Errorf("run(%q) printed %q", tt.args, out.String())
+			}
+		})
+	}
+}
+
+// TestAWSConfigRegion: against AWS the profile's region is used (never a
+// forced us-east-1), and a missing one is an error; only a local endpoint
+// gets DynamoDB Local's defaults.
+func TestAWSConfigRegion(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := dir + "/config"
+	if err := os.WriteFile(cfgFile, []byte("[profile ops]\nregion = eu-west-3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfgFile)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/none")
+	ctx := context.Background()
+
+	tests := []struct {
+		name, profile, endpoint, want string
+		wantErr                       bool
+	}{
+		{name: "profile region against AWS", profile: "ops", want: "eu-west-3"},
+		{name: "no region against AWS", wantErr: true},
+		{name: "local endpoint defaults", endpoint: "http://127.0.0.1:8000", want: "us-east-1"},
+		{name: "profile region wins locally too", profile: "ops", endpoint: "http://127.0.0.1:8000", want: "eu-west-3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) string {
+				if k == "AWS_PROFILE" {
+					return tt.profile
+				}
+				return ""
+			}
+			if tt.profile != "" {
+				t.Setenv("AWS_PROFILE", tt.profile)
+			}
+			cfg, err := awsConfig(ctx, getenv, tt.endpoint)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("awsConfig = region %q, want an error", cfg.Region)
+				}
+				return
+			}
+			if err != nil || cfg.Region != tt.want {
+				t.Fatalf("awsConfig = region %q, %v; want %q", cfg.Region, err, tt.want)
 			}
 		})
 	}

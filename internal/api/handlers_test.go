@@ -22,8 +22,6 @@ import (
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
-
 // fullKey matches a whole key anywhere in a response body.
 var fullKey = regexp.MustCompile(`sk-[0-9A-Za-z]{48}`)
 

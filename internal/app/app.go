@@ -39,7 +39,11 @@ type Config struct {
 	TableName        string   // TABLE_NAME, required
 	AllowedGroups    []string // ALLOWED_GROUPS, comma-separated, default "default"
 	MaxTokensPerUser int      // MAX_TOKENS_PER_USER, default 1000
-	SealingKey       string   // SEALING_KEY, base64 of 32 bytes; the local sealer, used when KMS_KEY_ID is empty
+	// SealingKey (SEALING_KEY, base64 of 32 bytes) is the development
+	// sealer of local runs (the local runner, sam local); it is refused
+	// unless AWS_SAM_LOCAL is "true", so that no deployed function ever seals
+	// with a key that sits in its environment.
+	SealingKey string
 	// KMSKeyID (KMS_KEY_ID, the key's ARN) selects the KMS sealer; the
 	// template sets it only for the functions that seal or open keys.
 	KMSKeyID         string
@@ -90,8 +94,11 @@ func LoadConfig(getenv func(string) string, needSealingKey bool) (Config, error)
 			return Config{}, fmt.Errorf("config: LOG_LEVEL must be DEBUG, INFO, WARN or ERROR, got %q", s)
 		}
 	}
+	if c.SealingKey != "" && getenv("AWS_SAM_LOCAL") != "true" {
+		return Config{}, errors.New("config: SEALING_KEY is a development key for local runs (AWS_SAM_LOCAL=true); in AWS the stack's KMS key (KMS_KEY_ID) seals")
+	}
 	if needSealingKey && c.SealingKey == "" && c.KMSKeyID == "" {
-		return Config{}, errors.New("config: KMS_KEY_ID or SEALING_KEY is required")
+		return Config{}, errors.New("config: KMS_KEY_ID is required (or, in a local run, SEALING_KEY)")
 	}
 	return c, nil
 }
@@ -136,7 +143,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		Table:            cfg.TableName,
 		MaxTokensPerUser: cfg.MaxTokensPerUser,
 	}
-	dc.Sealer, err = NewSealer(cfg, func(keyID string) (token.Sealer, error) { return opts.KMS(awsCfg, keyID) })
+	var newKMS func(keyID string) (token.Sealer, error)
+	if opts.KMS != nil {
+		newKMS = func(keyID string) (token.Sealer, error) { return opts.KMS(awsCfg, keyID) }
+	}
+	dc.Sealer, err = NewSealer(cfg, newKMS)
 	if err != nil {
 		return nil, err
 	}
@@ -174,13 +185,18 @@ func AWSConfig() (aws.Config, error) {
 	return cfg, nil
 }
 
-// NewSealer is the one place a function's sealer is chosen: KMS (envelope
-// encryption under the key KMS_KEY_ID names, built by newKMS) when
-// cfg.KMSKeyID is set, as in AWS; else the local AES-256-GCM sealer of
-// SEALING_KEY, as under the local runner; else NoSealer. LoadConfig has
-// already refused a sealing function without either.
+// NewSealer is the one place a function's sealer is chosen. A function
+// that seals or opens no key (newKMS nil: it links no KMS client) gets
+// NoSealer whatever its environment says. A sealing function gets KMS
+// (envelope encryption under the key KMS_KEY_ID names, built by newKMS) when
+// cfg.KMSKeyID is set, as in AWS; else the AES-256-GCM sealer of the
+// development SEALING_KEY, as in a local run. LoadConfig has already
+// refused a sealing function without either.
 func NewSealer(cfg Config, newKMS func(keyID string) (token.Sealer, error)) (token.Sealer, error) {
-	if cfg.KMSKeyID != "" && newKMS != nil {
+	if newKMS == nil {
+		return NoSealer{}, nil
+	}
+	if cfg.KMSKeyID != "" {
 		s, err := newKMS(cfg.KMSKeyID)
 		if err != nil {
 			return nil, fmt.Errorf("config: KMS_KEY_ID: %w", err)

@@ -30,7 +30,7 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "everything set",
 			env: map[string]string{"TABLE_NAME": "t", "ALLOWED_GROUPS": " default, vip ,,svip", "MAX_TOKENS_PER_USER": "5",
-				"SEALING_KEY": "a2V5", "KMS_KEY_ID": "arn:aws:kms:us-east-1:1:key/k", "REVEALS_PER_MINUTE": "7", "LOG_LEVEL": "debug"},
+				"SEALING_KEY": "a2V5", "AWS_SAM_LOCAL": "true", "KMS_KEY_ID": "arn:aws:kms:us-east-1:1:key/k", "REVEALS_PER_MINUTE": "7", "LOG_LEVEL": "debug"},
 			sealing: true,
 			want: app.Config{TableName: "t", AllowedGroups: []string{"default", "vip", "svip"}, MaxTokensPerUser: 5,
 				SealingKey: "a2V5", KMSKeyID: "arn:aws:kms:us-east-1:1:key/k", RevealsPerMinute: 7, LogLevel: slog.LevelDebug},
@@ -40,6 +40,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "zero limit", env: map[string]string{"TABLE_NAME": "t", "MAX_TOKENS_PER_USER": "0"}, wantErr: true},
 		{name: "bad log level", env: map[string]string{"TABLE_NAME": "t", "LOG_LEVEL": "LOUD"}, wantErr: true},
 		{name: "sealing key required", env: map[string]string{"TABLE_NAME": "t"}, sealing: true, wantErr: true},
+		{name: "development key refused outside a local run", env: map[string]string{"TABLE_NAME": "t", "SEALING_KEY": "a2V5"}, sealing: true, wantErr: true},
+		{name: "development key refused beside KMS outside a local run", env: map[string]string{"TABLE_NAME": "t", "SEALING_KEY": "a2V5", "KMS_KEY_ID": "k"}, wantErr: true},
 		{name: "KMS key is enough", env: map[string]string{"TABLE_NAME": "t", "KMS_KEY_ID": "k"}, sealing: true,
 			want: app.Config{TableName: "t", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, KMSKeyID: "k",
 				RevealsPerMinute: 30, LogLevel: slog.LevelInfo}},
@@ -91,17 +93,25 @@ func TestNewSealerChoosesFromConfig(t *testing.T) {
 	tests := []struct {
 		name    string
 		cfg     app.Config
+		noKMS   bool // a function built without KMS (it seals nothing)
 		want    string
 		wantKMS bool
 	}{
-		{"KMS key set", app.Config{KMSKeyID: "arn:aws:kms:us-east-1:1:key/k", SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "*kmsseal.KMS", true},
-		{"sealing key only", app.Config{SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "*seal.AESGCM", false},
-		{"neither", app.Config{}, "app.NoSealer", false},
+		{"KMS key set", app.Config{KMSKeyID: "arn:aws:kms:us-east-1:1:key/k", SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, false, "*kmsseal.KMS", true},
+		{"sealing key only", app.Config{SealingKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, false, "*seal.AESGCM", false},
+		{"neither", app.Config{}, false, "app.NoSealer", false},
+		// A function built without KMS given KMS_KEY_ID must not crash at
+		// init: it never seals, so it gets NoSealer.
+		{"KMS key set on a function without KMS", app.Config{KMSKeyID: "arn:aws:kms:us-east-1:1:key/k"}, true, "app.NoSealer", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			kmsUsed = false
-			s, err := app.NewSealer(tt.cfg, newKMS)
+			f := newKMS
+			if tt.noKMS {
+				f = nil
+			}
+			s, err := app.NewSealer(tt.cfg, f)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,8 +20,6 @@ import (
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
-
 // countingStore counts the lookups that reach the real store.
 type countingStore struct {
 	auth.Store

@@ -12,8 +12,6 @@ import (
 	"github.com/llmgw/token-service/internal/dynamotest"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
-
 // CapacityOption asks for and sums the consumed capacity DynamoDB Local
 // reports, per operation, and leaves the caller's input unchanged.
 func TestCapacityOption(t *testing.T) {

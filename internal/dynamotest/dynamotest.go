@@ -1,14 +1,16 @@
 // Package dynamotest gives tests a fresh DynamoDB table with the project's
-// schema in DynamoDB Local.
+// schema in DynamoDB Local. It is test support: no function links it (the
+// fence test in tools/ checks).
 //
-// A test package that uses it declares
+// The tables are created at the DynamoDB Local that DYNAMODB_TEST_ENDPOINT
+// names. `make test` starts one and sets it; to run a package's tests alone,
+// start one with `make dynamodb-local` and run
 //
-//	func TestMain(m *testing.M) { dynamotest.Main(m) }
+//	DYNAMODB_TEST_ENDPOINT=http://127.0.0.1:8000 go test ./internal/token/dynamo
 //
-// and each test calls NewTable. When DYNAMODB_TEST_ENDPOINT is set (make test
-// sets it) the tables are created there; otherwise the first NewTable of the
-// test binary starts its own DynamoDB Local on a free port, and Main stops it
-// when the tests are done.
+// Starting DynamoDB Local (Java) is the tooling module's job
+// (tools/ddblocal), so that the product module carries no process
+// management.
 package dynamotest
 
 import (
@@ -18,19 +20,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/llmgw/token-service/internal/ddblocal"
 )
 
-// EnvEndpoint names the environment variable holding the endpoint of a
-// running DynamoDB Local to use instead of starting one.
+// EnvEndpoint names the environment variable holding the endpoint of the
+// running DynamoDB Local the tests use.
 const EnvEndpoint = "DYNAMODB_TEST_ENDPOINT"
 
 // The table's key attributes, as template.yaml declares them.
@@ -39,57 +39,32 @@ const (
 	SortKey      = "sk"
 )
 
-var (
-	mu         sync.Mutex
-	mainCalled bool
-	instance   *ddblocal.Instance
-	startErr   error
-)
-
-// Main runs the tests of m and stops the DynamoDB Local that NewTable may
-// have started, then exits with the tests' code. Call it from TestMain.
-func Main(m *testing.M) {
-	mu.Lock()
-	mainCalled = true
-	mu.Unlock()
-	code := m.Run()
-	mu.Lock()
-	if instance != nil {
-		_ = instance.Stop()
-		instance = nil
-	}
-	mu.Unlock()
-	os.Exit(code)
-}
-
-// Endpoint returns the DynamoDB Local endpoint the tests use, starting one
-// when DYNAMODB_TEST_ENDPOINT is unset. It fails t when none can be had.
+// Endpoint returns the DynamoDB Local endpoint the tests use; it fails t,
+// saying how to get one, when DYNAMODB_TEST_ENDPOINT is unset.
 func Endpoint(t testing.TB) string {
 	t.Helper()
-	if e := os.Getenv(EnvEndpoint); e != "" {
-		return e
+	e := os.Getenv(EnvEndpoint)
+	if e == "" {
+		t.Fatalf("dynamotest: %s is not set: run `make test`, or `make dynamodb-local` and %s=http://127.0.0.1:8000", EnvEndpoint, EnvEndpoint)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !mainCalled {
-		t.Fatalf("dynamotest: set %s or call dynamotest.Main(m) from TestMain, which stops the DynamoDB Local it starts", EnvEndpoint)
-	}
-	if instance == nil && startErr == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		instance, startErr = ddblocal.Start(ctx, ddblocal.Options{})
-	}
-	if startErr != nil {
-		t.Fatalf("dynamotest: %v", startErr)
-	}
-	return instance.Endpoint()
+	return e
 }
 
-// Client returns a DynamoDB client for Endpoint(t), with the static
-// credentials (local/local) and region (us-east-1) DynamoDB Local accepts.
+// NewClient returns a DynamoDB client for a DynamoDB Local endpoint, with the
+// static credentials (local/local) and region (us-east-1) it accepts: it
+// refuses access keys holding '-' or '_'.
+func NewClient(endpoint string) *dynamodb.Client {
+	return dynamodb.New(dynamodb.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+	})
+}
+
+// Client returns a DynamoDB client for Endpoint(t).
 func Client(t testing.TB) *dynamodb.Client {
 	t.Helper()
-	return ddblocal.NewClient(Endpoint(t))
+	return NewClient(Endpoint(t))
 }
 
 // NewTable creates a table with the project's schema (string pk and sk,

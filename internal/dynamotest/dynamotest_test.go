@@ -12,8 +12,6 @@ import (
 	"github.com/llmgw/token-service/internal/dynamotest"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
-
 func TestNewTable(t *testing.T) {
 	tests := []struct{ name string }{
 		{"plain"},

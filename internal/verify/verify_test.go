@@ -23,8 +23,6 @@ import (
 	"github.com/llmgw/token-service/internal/verify"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
-
 // now is 5 s into a clock minute, so a test moving it by less than 55 s
 // stays in that minute.
 var now = time.Unix(1_800_000_005, 0)

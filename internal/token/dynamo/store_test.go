@@ -24,8 +24,6 @@ import (
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
-
 // env is a store on a fresh table.
 type env struct {
 	store  *dynamo.Store

@@ -1,0 +1,337 @@
+// Package stacktest runs the project's stack (template.yaml) for end-to-end
+// tests: every function built and run under the local runner (internal/stack)
+// against DynamoDB Local, the HTTP API and the Lambda Invoke API served on
+// free ports, and the helpers those tests share (issuing user access
+// tokens, calling the API, invoking VerifyTokenFunction, capturing logs).
+//
+// A test package that uses it declares
+//
+//	func TestMain(m *testing.M) { ddblocal.RunTests(m) }
+//
+// since the stack's DynamoDB is dynamotest's.
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/llmgw/token-service/internal/app"
+	"github.com/llmgw/token-service/internal/auth"
+	"github.com/llmgw/token-service/internal/dynamotest"
+	"github.com/llmgw/token-service/internal/token/dynamo"
+	"github.com/llmgw/token-service/tools/ddblocal"
+	"github.com/llmgw/token-service/tools/stack"
+	"github.com/llmgw/token-service/tools/template"
+)
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes (the function
+// instances write their lines concurrently).
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Options say what to run.
+type Options struct {
+	// Template is the path of template.yaml (relative to the test's folder,
+	// e.g. "../../template.yaml").
+	Template string
+	// Functions limits the functions run (logical ids); nil = all.
+	Functions []string
+	// MaxInstances per function (default 4).
+	MaxInstances int
+	// Overrides are template parameter values (SealingKey defaults to a
+	// fresh dev key).
+	Overrides map[string]string
+}
+
+// Stack is the running stack of a test.
+type Stack struct {
+	// APIURL serves the HTTP API, LambdaURL the Lambda Invoke API.
+	APIURL, LambdaURL string
+	// Endpoint is DynamoDB Local's, Table the template table's local name.
+	Endpoint, Table string
+	// DB is a client of Endpoint.
+	DB *dynamodb.Client
+	// Output holds the functions' lines as the runner writes them (each
+	// prefixed with its function's logical id).
+	Output *SyncBuffer
+	// RunnerLog holds the runner's own lines (the request logs of both APIs).
+	RunnerLog *SyncBuffer
+	// Template is the loaded template.
+	Template *template.Stack
+	// Invocations counts the invokes of each function by both APIs.
+	Invocations *CountingInvoker
+}
+
+// CountingInvoker counts the invokes of each function on their way to
+// Next: how a test sees that a function (e.g. the authorizer) did not run.
+type CountingInvoker struct {
+	Next stack.Invoker
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+// Invoke counts the invoke and passes it on.
+func (c *CountingInvoker) Invoke(ctx context.Context, function string, payload []byte) (*stack.Invocation, error) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[function]++
+	c.mu.Unlock()
+	return c.Next.Invoke(ctx, function, payload)
+}
+
+// Take returns the counts so far and starts again from zero.
+func (c *CountingInvoker) Take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = map[string]int{}
+	if n == nil {
+		n = map[string]int{}
+	}
+	return n
+}
+
+// Start builds and runs the stack with a fresh table until the test (and
+// its subtests) end.
+func Start(t testing.TB, o Options) *Stack {
+	t.Helper()
+	if o.MaxInstances == 0 {
+		o.MaxInstances = 4
+	}
+	ctx := context.Background()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	s := &Stack{
+		Endpoint:  dynamotest.Endpoint(t),
+		Table:     "stacktest-" + hex.EncodeToString(b[:]),
+		Output:    &SyncBuffer{},
+		RunnerLog: &SyncBuffer{},
+	}
+	s.DB = ddblocal.NewClient(s.Endpoint)
+	localDir := t.TempDir()
+	params := map[string]string{}
+	for k, v := range o.Overrides {
+		params[k] = v
+	}
+	missing, err := template.ParametersWithoutValue(o.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := params["SealingKey"]; !ok && slices.Contains(missing, "SealingKey") {
+		key, err := stack.DevSealingKey(filepath.Join(localDir, "sealing-key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		params["SealingKey"] = key
+	}
+	tmpl, err := template.Load(o.Template, template.Options{
+		ParameterOverrides: params,
+		TableNames:         map[string]string{"TokensTable": s.Table},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Template = tmpl
+	if err := stack.EnsureTables(ctx, s.DB, tmpl); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = s.DB.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(s.Table)})
+	})
+	st, err := stack.Start(ctx, stack.Config{
+		Template:         tmpl,
+		Root:             filepath.Dir(o.Template),
+		LocalDir:         localDir,
+		DynamoDBEndpoint: s.Endpoint,
+		Functions:        o.Functions,
+		MaxInstances:     o.MaxInstances,
+		Output:           s.Output,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	log := slog.New(slog.NewTextHandler(s.RunnerLog, nil))
+	s.Invocations = &CountingInvoker{Next: st.Pools}
+	api := httptest.NewUnstartedServer(stack.NewAPI(tmpl, s.Invocations, log))
+	// Room for the oversized headers tests send (net/http's default
+	// refuses over 1 MiB with 431 before the API sees them).
+	api.Config.MaxHeaderBytes = 4 << 20
+	api.Start()
+	t.Cleanup(api.Close)
+	lam := httptest.NewServer(stack.NewLambdaAPI(st.Pools.Names(), s.Invocations, log.With("api", "lambda")))
+	t.Cleanup(lam.Close)
+	s.APIURL, s.LambdaURL = api.URL, lam.URL
+	return s
+}
+
+// Store returns a store of the stack's table (no sealing: it cannot read
+// sealed keys, only what admin commands do).
+func (s *Stack) Store(t testing.TB) *dynamo.Store {
+	t.Helper()
+	store, err := dynamo.New(dynamo.Config{Client: s.DB, Table: s.Table, Sealer: app.NoSealer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// IssueToken stores a new access token for user in table the way cmd/admin
+// does, and returns it.
+func IssueToken(t testing.TB, endpoint, table, user string) string {
+	t.Helper()
+	store, err := dynamo.New(dynamo.Config{Client: ddblocal.NewClient(endpoint), Table: table, Sealer: app.NoSealer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.NewAccessToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutAccessToken(context.Background(), auth.Hash(tok), auth.Principal{UserID: user, Role: auth.RoleUser}); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// IssueToken issues an access token for user in the stack's table.
+func (s *Stack) IssueToken(t testing.TB, user string) string {
+	t.Helper()
+	return IssueToken(t, s.Endpoint, s.Table, user)
+}
+
+// Envelope is the body of a function's JSON response.
+type Envelope struct {
+	Success bool            `json:"success"`
+	Message string          `json:"message"`
+	Code    string          `json:"code"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Response is one HTTP answer of the API.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// Envelope is Body decoded, when it is an envelope.
+	Envelope Envelope
+}
+
+// Do makes one HTTP API request; header values are set as given (an
+// Authorization value is sent as is).
+func (s *Stack) Do(t testing.TB, method, path string, header map[string]string, body string) Response {
+	t.Helper()
+	return Request(t, s.APIURL, method, path, header, body)
+}
+
+// Request makes one HTTP request to the API at baseURL: Do for an API that
+// Start did not start (the runner's own command, say).
+func Request(t testing.TB, baseURL, method, path string, header map[string]string, body string) Response {
+	t.Helper()
+	req, err := http.NewRequest(method, baseURL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	_ = json.Unmarshal(raw, &r.Envelope)
+	return r
+}
+
+// Call makes one HTTP API request with a user access token as the Bearer.
+func (s *Stack) Call(t testing.TB, method, path, access, body string) Response {
+	t.Helper()
+	return s.Do(t, method, path, map[string]string{"Authorization": "Bearer " + access}, body)
+}
+
+// NewLambdaClient is the AWS SDK's Lambda client pointed at url, as a relay
+// configured for the local runner would make it; no retries, so every call
+// is one invocation.
+func NewLambdaClient(url string) *lambda.Client {
+	return lambda.New(lambda.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+		Retryer:      aws.NopRetryer{},
+	})
+}
+
+// VerifyAnswer is the part of a verify answer tests read.
+type VerifyAnswer struct {
+	Valid bool   `json:"valid"`
+	Code  string `json:"code"`
+	Token *struct {
+		ID          int64 `json:"id"`
+		RemainQuota int64 `json:"remain_quota"`
+	} `json:"token"`
+}
+
+// Verify invokes VerifyTokenFunction with event and decodes its answer.
+func Verify(ctx context.Context, client *lambda.Client, event map[string]any) (VerifyAnswer, error) {
+	payload, err := json.Marshal(event)
+	if err != nil {
+		return VerifyAnswer{}, err
+	}
+	out, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("VerifyTokenFunction"), Payload: payload})
+	if err != nil {
+		return VerifyAnswer{}, err
+	}
+	if out.FunctionError != nil {
+		return VerifyAnswer{}, fmt.Errorf("function error %s: %s", aws.ToString(out.FunctionError), out.Payload)
+	}
+	var a VerifyAnswer
+	if err := json.Unmarshal(out.Payload, &a); err != nil {
+		return VerifyAnswer{}, fmt.Errorf("answer %s: %w", out.Payload, err)
+	}
+	return a, nil
+}
