@@ -30,6 +30,12 @@ API_PORT       ?= 3000
 # The Lambda Invoke API of `make start-api` (off = none).
 LAMBDA_PORT    ?= 3001
 FN             ?=
+# Template parameters for the local runner, as sam's --parameter-overrides:
+# make start-api PARAMETER_OVERRIDES="MaxTokensPerUser=50 RevealsPerMinute=5"
+PARAMETER_OVERRIDES ?=
+# The principal the local Lambda Invoke API acts as (default: RelayRoleArn's
+# local value, arn:aws:iam::123456789012:role/local-relay).
+INVOKE_PRINCIPAL ?=
 EVENT          ?=
 FUZZTIME       ?= 5s
 TEST_FUZZTIME  ?= 2s
@@ -92,7 +98,9 @@ dynamodb-local: $(DDB_PKG) ## Run DynamoDB Local in the foreground on DYNAMODB_P
 # on DYNAMODB_PORT, e.g. `make dynamodb-local`); DYNAMODB_ENDPOINT given on the
 # command line or in the environment points it elsewhere.
 LOCALAPI_DDB_FLAGS = -dynamodb-port $(DYNAMODB_PORT) -db-path $(LOCAL_DIR)/dynamodb \
-	$(if $(filter command line environment,$(origin DYNAMODB_ENDPOINT)),-dynamodb-endpoint $(DYNAMODB_ENDPOINT))
+	$(if $(filter command line environment,$(origin DYNAMODB_ENDPOINT)),-dynamodb-endpoint $(DYNAMODB_ENDPOINT)) \
+	$(if $(PARAMETER_OVERRIDES),-parameter-overrides '$(PARAMETER_OVERRIDES)') \
+	$(if $(INVOKE_PRINCIPAL),-invoke-principal '$(INVOKE_PRINCIPAL)')
 
 .PHONY: start-api
 start-api: $(DDB_PKG) ## Serve the API on 127.0.0.1:API_PORT and the Lambda Invoke API on 127.0.0.1:LAMBDA_PORT: every function under RIE, DynamoDB Local (data in .local/dynamodb); Ctrl-C stops all
@@ -105,9 +113,43 @@ invoke: $(DDB_PKG) ## Run one event through a function: make invoke FN=GetTokenF
 	@$(call tool_build,localapi)
 	@$(TOOLS_BIN)/localapi invoke $(FN) -e $(EVENT) -local-dir $(LOCAL_DIR) $(LOCALAPI_DDB_FLAGS)
 
+# AWS's own template tools: cfn-lint (the linter `sam validate --lint` runs)
+# and aws-sam-translator (the code CloudFormation runs for the SAM
+# transform), both Python; `pip install cfn-lint` brings both.
+PYTHON ?= python3
+# Where `pip install --user` puts cfn-lint, which may not be on PATH.
+PYTHON_USER_BIN = $(shell $(PYTHON) -m site --user-base 2>/dev/null)/bin
+CFN_LINT = PATH="$$PATH:$(PYTHON_USER_BIN)" cfn-lint
+# The template `make lint-template` checks, and where its translations go.
+TEMPLATE     ?= template.yaml
+TEMPLATE_OUT ?= $(BUILD_DIR)/template
+# Parameters that switch every optional branch of the template on: the
+# translator gets them, and cfn-lint checks the translation with each Ref
+# to them resolved (the default translation is checked with the defaults).
+TEMPLATE_ALL_ON := RelayRoleArn=arn:aws:iam::123456789012:role/relay AlarmEmail=ops@example.com Tracing=true VerifyReservedConcurrency=50
+
+.PHONY: aws-tools
+aws-tools: ## Install cfn-lint and the SAM translator (pip install --user cfn-lint) when either is missing
+	@if ! PATH="$$PATH:$(PYTHON_USER_BIN)" command -v cfn-lint >/dev/null || ! $(PYTHON) -c 'import samtranslator' 2>/dev/null; then \
+		user=$$($(PYTHON) -c 'import sys; print("" if sys.prefix != sys.base_prefix else "--user")'); \
+		echo "installing cfn-lint and aws-sam-translator: $(PYTHON) -m pip install $$user cfn-lint"; \
+		$(PYTHON) -m pip install $$user cfn-lint || { echo "pip could not install cfn-lint: install it (with aws-sam-translator) so that cfn-lint and '$(PYTHON) -c \"import samtranslator\"' work" >&2; exit 1; }; \
+	fi
+
+.PHONY: lint-template
+lint-template: aws-tools ## Check TEMPLATE (default template.yaml) with AWS's tools: SAM's JSON schema, the SAM translator, cfn-lint on it and on its translations (into build/template/)
+	@mkdir -p $(TEMPLATE_OUT)
+	$(PYTHON) tools/sam/schema.py $(TEMPLATE)
+	$(PYTHON) tools/sam/translate.py $(TEMPLATE) > $(TEMPLATE_OUT)/translated.json
+	$(PYTHON) tools/sam/translate.py $(TEMPLATE) $(TEMPLATE_ALL_ON) > $(TEMPLATE_OUT)/translated-all-on.json
+	$(CFN_LINT) -- $(TEMPLATE) $(TEMPLATE_OUT)/translated.json
+	$(CFN_LINT) --parameters $(TEMPLATE_ALL_ON) -- $(TEMPLATE_OUT)/translated-all-on.json
+
 .PHONY: lint
-lint: ## gofmt check, go vet and staticcheck of both modules (product and tools/)
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')); \
+# gofmt checks the tracked and new (untracked, not ignored) Go files, not
+# those deleted in the work tree.
+lint: lint-template ## gofmt check, go vet and staticcheck of both modules (product and tools/), and lint-template
+	@out=$$(gofmt -l $$( (git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*') | while read -r f; do if [ -f "$$f" ]; then echo "$$f"; fi; done)); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go -C tools vet ./...

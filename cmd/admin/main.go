@@ -31,7 +31,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/llmgw/token-service/internal/app"
 	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
@@ -136,7 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 // openStore connects to the table and checks that it exists, so that a
 // missing local stack reads as such and not as an SDK error.
-func openStore(ctx context.Context, getenv func(string) string) (*dynamo.Store, error) {
+func openStore(ctx context.Context, getenv func(string) string) (*dynamo.AccessTokens, error) {
 	table := getenv("TABLE_NAME")
 	if table == "" {
 		table = "tokens"
@@ -161,7 +160,11 @@ func openStore(ctx context.Context, getenv func(string) string) (*dynamo.Store, 
 		}
 		return nil, fmt.Errorf("describe table %s at %s: %w", table, where, err)
 	}
-	return dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: app.NoSealer{}})
+	core, err := dynamo.NewCore(client, table)
+	if err != nil {
+		return nil, err
+	}
+	return dynamo.NewAccessTokens(core), nil
 }
 
 // awsConfig is the SDK configuration: the environment and the shared

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llmgw/token-service/internal/app"
 	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/token/dynamo"
@@ -21,10 +20,11 @@ func TestIssueAndRevoke(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	t.Setenv("TABLE_NAME", table)
-	store, err := dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: app.NoSealer{}})
+	core, err := dynamo.NewCore(client, table)
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := dynamo.NewAccessTokens(core)
 	ctx := context.Background()
 
 	var out bytes.Buffer
@@ -57,10 +57,11 @@ func TestDisableAndEnableUser(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	t.Setenv("TABLE_NAME", table)
-	store, err := dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: app.NoSealer{}})
+	core, err := dynamo.NewCore(client, table)
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := dynamo.NewAccessTokens(core)
 	ctx := context.Background()
 	tok, err := auth.NewAccessToken()
 	if err != nil {

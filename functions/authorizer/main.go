@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -21,10 +20,10 @@ func main() {
 }
 
 func run() error {
-	a, err := app.New(context.Background(), app.Options{})
+	a, err := app.New(app.Options{})
 	if err != nil {
 		return err
 	}
-	lambda.Start(authorizer.New(a.Store).Handle)
+	lambda.Start(authorizer.New(a.AccessTokens).Handle)
 	return nil
 }

@@ -6,10 +6,10 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 
-	"github.com/llmgw/token-service/internal/app"
+	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/config"
 	"github.com/llmgw/token-service/internal/console"
 	"github.com/llmgw/token-service/web"
 )
@@ -22,13 +22,11 @@ func main() {
 }
 
 func run() error {
-	level := slog.LevelInfo
-	if s := os.Getenv("LOG_LEVEL"); s != "" {
-		if err := level.UnmarshalText([]byte(s)); err != nil {
-			return fmt.Errorf("config: LOG_LEVEL must be DEBUG, INFO, WARN or ERROR, got %q", s)
-		}
+	level, err := config.LogLevel(os.Getenv)
+	if err != nil {
+		return err
 	}
-	app.SetLogger(level)
-	app.StartHTTP(console.New(web.Console()))
+	config.SetLogger(level)
+	api.Start(console.New(web.Console()))
 	return nil
 }

@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -18,10 +17,10 @@ func main() {
 }
 
 func run() error {
-	a, err := app.New(context.Background(), app.Options{})
+	a, err := app.New(app.Options{})
 	if err != nil {
 		return err
 	}
-	app.StartHTTP(api.ListTokens(a.Store, a.Clock))
+	api.Start(api.ListTokens(a.Tokens, a.Clock))
 	return nil
 }

@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -19,10 +18,10 @@ func main() {
 }
 
 func run() error {
-	a, err := app.New(context.Background(), app.Options{KMS: kmsseal.New})
+	a, err := app.New(app.Options{KMS: kmsseal.New})
 	if err != nil {
 		return err
 	}
-	app.StartHTTP(api.RevealKey(a.Store, a.Config.RevealsPerMinute, a.Clock))
+	api.Start(api.RevealKey(a.Keys, a.Config.RevealsPerMinute, a.Clock))
 	return nil
 }

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 
@@ -20,10 +19,10 @@ func main() {
 }
 
 func run() error {
-	a, err := app.New(context.Background(), app.Options{})
+	a, err := app.New(app.Options{})
 	if err != nil {
 		return err
 	}
-	app.StartHTTP(api.UsageToken(a.Store, a.Clock))
+	api.Start(api.UsageToken(a.Tokens, a.Clock))
 	return nil
 }

@@ -3,9 +3,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/llmgw/token-service/internal/app"
 	"github.com/llmgw/token-service/internal/verify"
@@ -19,11 +20,11 @@ func main() {
 }
 
 func run() error {
-	a, err := app.New(context.Background(), app.Options{})
+	a, err := app.New(app.Options{})
 	if err != nil {
 		return err
 	}
 	// The mapping cache lives as long as the container: built once, here.
-	app.StartInvoke(verify.NewInvoker(verify.New(a.Store, verify.DefaultCacheSize), a.Clock))
+	lambda.Start(verify.NewInvoker(verify.New(a.Ledger, verify.DefaultCacheSize), a.Clock))
 	return nil
 }

@@ -122,9 +122,6 @@ func SearchTokens(store token.Store, clock Clock) http.Handler {
 		if err != nil {
 			return serverError(token.ESearchFailed, err)
 		}
-		if len(ts) > SearchLimit {
-			ts = ts[:SearchLimit]
-		}
 		WriteOK(w, newTokens(ts, clock.now(), false))
 		return nil
 	}}

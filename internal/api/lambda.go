@@ -3,15 +3,21 @@ package api
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/token"
 )
+
+// Start runs the Lambda loop of an HTTP API function serving h, through
+// LambdaHandler. It does not return.
+func Start(h http.Handler) {
+	lambda.Start(LambdaHandler(h))
+}
 
 // LambdaHandler is the Lambda handler of an HTTP function: it turns an API
 // Gateway HTTP API payload 2.0 event into a request for h with
@@ -29,20 +35,16 @@ func LambdaHandler(h http.Handler) func(context.Context, events.APIGatewayV2HTTP
 
 type pathParamsKey struct{}
 
-// PathParam returns the event's path parameter name, or the last segment of
-// the request path (a trailing slash ignored) when the event carries no path
-// parameters, as a request built by hand does.
+// PathParam returns the event's path parameter name, or "" when the event
+// carries none of that name. It never reads the path itself: the route's
+// last segment is not always the parameter (/api/token/{id}/key).
 func PathParam(r *http.Request, name string) string {
-	if params, ok := r.Context().Value(pathParamsKey{}).(map[string]string); ok {
-		if v, ok := params[name]; ok {
-			return v
-		}
-	}
-	p := strings.TrimRight(r.URL.Path, "/")
-	return p[strings.LastIndexByte(p, '/')+1:]
+	params, _ := r.Context().Value(pathParamsKey{}).(map[string]string)
+	return params[name]
 }
 
-// PathID parses the {id} path parameter: token.ParseID, else invalid_id.
+// PathID parses the {id} path parameter: token.ParseID, else invalid_id (a
+// missing one included).
 func PathID(r *http.Request) (int64, error) {
 	return token.ParseID(PathParam(r, "id"))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/llmgw/token-service/internal/message"
 	"github.com/llmgw/token-service/internal/token"
 )
 
@@ -48,6 +49,17 @@ var statusByCode = map[string]int{
 	token.ESearchFailed:    http.StatusInternalServerError,
 }
 
+// verbatim codes keep their upstream message exactly: no detail is appended.
+var verbatim = map[string]bool{
+	token.EInvalidRequest: true,
+	token.ENameTooLong:    true,
+	token.ETokenExpired:   true,
+	token.ETokenExhausted: true,
+	token.ENotFound:       true,
+	token.EListFailed:     true,
+	token.ESearchFailed:   true,
+}
+
 // StatusOf returns the HTTP status of an error code (500 for an unknown one).
 func StatusOf(code string) int {
 	if s, ok := statusByCode[code]; ok {
@@ -66,11 +78,11 @@ func WriteOK(w http.ResponseWriter, data any) {
 // carries nothing of err, which is logged here, once, with the request id.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	code := token.ErrorCode(err)
-	if !HasMessage(code) {
+	if !message.Has(code) {
 		code = token.EInternal
 	}
 	status := StatusOf(code)
-	msg := Message(code, RequestLang(r))
+	msg := message.Text(code, RequestLang(r))
 	if status >= 500 {
 		logFailure(r, code, status, err)
 	} else if d := token.ErrorDetail(err); d != "" && !verbatim[code] {
@@ -104,7 +116,7 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 		// Only a programming error (an unmarshalable data value) gets here.
 		slog.Error("encode response", "error", err.Error())
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(Envelope{Message: Message(token.EInternal, LangZH), Code: token.EInternal})
+		b, _ = json.Marshal(Envelope{Message: message.Text(token.EInternal, message.ZH), Code: token.EInternal})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

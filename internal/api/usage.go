@@ -6,13 +6,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmgw/token-service/internal/message"
 	"github.com/llmgw/token-service/internal/token"
 )
 
 // UsageKeyMissing is the code (for the catalog and the access log; the
 // new-api shape carries no code) of a usage request without a key:
 // no Authorization header, or "Bearer" with nothing after it.
-const UsageKeyMissing = "key_not_provided"
+const UsageKeyMissing = token.KeyNotProvided
 
 // UsageKeyInvalid is the code of a usage request whose key does not name a
 // live token: not a Bearer header, bad shape or checksum, unknown, deleted
@@ -23,7 +24,7 @@ const UsageKeyInvalid = token.VerifyNotFound
 // KeyStore is what the usage endpoint reads, the way verify does: the key
 // lookup item (key hash -> user and token id), then the token itself with a
 // strongly consistent read, whose key hash must still be the key's.
-// *dynamo.Store satisfies it.
+// *dynamo.Tokens satisfies it.
 type KeyStore interface {
 	// LookupKey maps a key hash to its token at now (a rotated-out key's
 	// lookup item counts until its grace ends); token.ErrNotFound when
@@ -147,5 +148,5 @@ func writeUsageError(w http.ResponseWriter, r *http.Request, err error) {
 		code, status = token.EInternal, http.StatusInternalServerError
 		logFailure(r, code, status, err)
 	}
-	writeJSON(w, status, UsageResponse{Code: false, Message: Message(code, RequestLang(r))})
+	writeJSON(w, status, UsageResponse{Code: false, Message: message.Text(code, RequestLang(r))})
 }

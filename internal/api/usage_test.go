@@ -4,46 +4,79 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/api"
-	"github.com/llmgw/token-service/internal/ddbcount"
-	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/token"
-	"github.com/llmgw/token-service/internal/token/dynamo"
-	"github.com/llmgw/token-service/internal/verify"
+	"github.com/llmgw/token-service/internal/token/memstore"
 )
 
 // usageNow is the tests' clock: tokens expiring after it are live.
 var usageNow = time.Unix(1_800_000_000, 0)
 
-// usageEnv is the usage function over a store on a fresh table, its
-// DynamoDB requests counted.
+// usageEnv is the usage function over an in-memory store, the calls it
+// makes to the store counted. What each call costs in DynamoDB is the
+// store's test (internal/token/dynamo TestKeyLookupRequests: one GetItem
+// each).
 type usageEnv struct {
-	client  *dynamodb.Client
-	table   string
-	store   *dynamo.Store
-	counter *ddbcount.Counter
+	store   *memstore.Store
+	calls   *countingKeyStore
 	handler func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
 }
 
 func newUsageEnv(t *testing.T) usageEnv {
 	t.Helper()
-	client, table := dynamotest.NewTable(t)
-	counter := &ddbcount.Counter{}
-	store := mustStoreOn(t, dynamodb.New(client.Options(), counter.Option), table)
-	return usageEnv{client: client, table: table, store: store, counter: counter,
-		handler: api.LambdaHandler(api.UsageToken(store, func() time.Time { return usageNow }))}
+	store := MustStore(t)
+	calls := &countingKeyStore{KeyStore: store}
+	return usageEnv{store: store, calls: calls,
+		handler: api.LambdaHandler(api.UsageToken(calls, func() time.Time { return usageNow }))}
+}
+
+// countingKeyStore counts the calls that reach the store, by method.
+type countingKeyStore struct {
+	api.KeyStore
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *countingKeyStore) count(method string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls == nil {
+		c.calls = map[string]int{}
+	}
+	c.calls[method]++
+}
+
+func (c *countingKeyStore) LookupKey(ctx context.Context, keyHash string, now time.Time) (string, int64, error) {
+	c.count("LookupKey")
+	return c.KeyStore.LookupKey(ctx, keyHash, now)
+}
+
+func (c *countingKeyStore) Get(ctx context.Context, userID string, id int64) (token.Token, error) {
+	c.count("Get")
+	return c.KeyStore.Get(ctx, userID, id)
+}
+
+// take returns the calls so far and forgets them.
+func (c *countingKeyStore) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got := maps.Clone(c.calls)
+	clear(c.calls)
+	if got == nil {
+		got = map[string]int{}
+	}
+	return got
 }
 
 // create stores one token of s for user and returns it with its full key.
@@ -68,25 +101,13 @@ func (e usageEnv) update(t *testing.T, tok token.Token, p token.Patch) {
 	}
 }
 
-// setKeyHash writes what a rotation leaves on tok's item: the current key
-// hash and, with a grace window, the replaced key's hash and its end.
+// setKeyHash writes what a rotation leaves on tok, behind the store: the
+// current key hash and, with a grace window, the replaced key's hash and
+// its end. The key lookups stay as they are.
 func (e usageEnv) setKeyHash(t *testing.T, tok token.Token, hash, prevHash string, prevExpires int64) {
 	t.Helper()
-	update := "SET key_hash = :h REMOVE prev_key_hash, prev_key_expires"
-	values := map[string]types.AttributeValue{":h": &types.AttributeValueMemberS{Value: hash}}
-	if prevHash != "" {
-		update = "SET key_hash = :h, prev_key_hash = :p, prev_key_expires = :x"
-		values[":p"] = &types.AttributeValueMemberS{Value: prevHash}
-		values[":x"] = &types.AttributeValueMemberN{Value: fmt.Sprint(prevExpires)}
-	}
-	_, err := e.client.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
-		TableName: aws.String(e.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: "USER#" + tok.UserID},
-			"sk": &types.AttributeValueMemberS{Value: fmt.Sprintf("TOKEN#%019d", tok.ID)},
-		},
-		UpdateExpression:          aws.String(update),
-		ExpressionAttributeValues: values,
+	err := e.store.Edit(tok.UserID, tok.ID, func(t *token.Token) {
+		t.KeyHash, t.PrevKeyHash, t.PrevKeyExpires = hash, prevHash, prevExpires
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,11 +184,10 @@ func TestUsageTokenShape(t *testing.T) {
 	expires := usageNow.Unix() + 86400
 	limited := e.create(t, "u1", token.Spec{Name: "limited", ExpiredTime: expires, RemainQuota: 1000,
 		ModelLimitsEnabled: true, ModelLimits: []string{"gpt-4", "claude-3"}})
-	// Spend 300 of it the way the relay does, so used_quota is real.
-	a, err := verify.New(e.store, 0).Verify(context.Background(),
-		token.VerifyRequest{Key: limited.Key, Model: "gpt-4", Consume: 300}, usageNow)
-	if err != nil || !a.Valid {
-		t.Fatalf("consume: %+v %v", a, err)
+	// 300 of it spent, as the relay's consume of 300 leaves the token.
+	err := e.store.Edit(limited.UserID, limited.ID, func(t *token.Token) { t.RemainQuota, t.UsedQuota = 700, 300 })
+	if err != nil {
+		t.Fatalf("spend: %v", err)
 	}
 	never := e.create(t, "u1", token.Spec{Name: "不过期", ExpiredTime: token.NeverExpires, RemainQuota: 5})
 	unlimited := e.create(t, "u2", token.Spec{Name: "unlimited", ExpiredTime: token.NeverExpires, UnlimitedQuota: true,
@@ -191,12 +211,12 @@ func TestUsageTokenShape(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.counter.Reset()
+			e.calls.take()
 			r := e.call(t, tt.auth)
 			r.want(t, 200, tt.want)
-			// The key lookup item, then the token: one GetItem each.
-			if got := e.counter.Counts(); !reflect.DeepEqual(got, map[string]int{"GetItem": 2}) {
-				t.Errorf("DynamoDB requests %v, want 2 GetItem", got)
+			// The key lookup, then the token.
+			if got, want := e.calls.take(), map[string]int{"LookupKey": 1, "Get": 1}; !maps.Equal(got, want) {
+				t.Errorf("store calls %v, want %v", got, want)
 			}
 			if m := fullKey.FindString(r.body); m != "" {
 				t.Errorf("body holds a full key: %s", r.body)
@@ -231,7 +251,7 @@ func TestUsageTokenUnusableKeysStillRead(t *testing.T) {
 	}
 }
 
-func TestUsageTokenRefusesBeforeDynamoDB(t *testing.T) {
+func TestUsageTokenRefusesBeforeTheStore(t *testing.T) {
 	e := newUsageEnv(t)
 	good := e.create(t, "u1", token.Spec{Name: "good", ExpiredTime: token.NeverExpires, RemainQuota: 1})
 	// The same body with its checksum broken.
@@ -262,10 +282,10 @@ func TestUsageTokenRefusesBeforeDynamoDB(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.counter.Reset()
+			e.calls.take()
 			e.call(t, tt.auth).want(t, 401, tt.want)
-			if n := e.counter.Total(); n != 0 {
-				t.Errorf("%d DynamoDB requests (%v), want 0", n, e.counter.Counts())
+			if got := e.calls.take(); len(got) != 0 {
+				t.Errorf("store calls %v, want none", got)
 			}
 		})
 	}
@@ -310,26 +330,25 @@ func TestUsageTokenDeadKeys(t *testing.T) {
 
 	tests := []struct {
 		name, key string
-		wantGets  int
+		wantCalls map[string]int
 	}{
-		{"unknown", unknown, 1},
-		{"deleted", deleted.Key, 1},
-		{"rotated out", rotated.Key, 2},
+		{"unknown", unknown, map[string]int{"LookupKey": 1}},
+		{"deleted", deleted.Key, map[string]int{"LookupKey": 1}},
+		{"rotated out", rotated.Key, map[string]int{"LookupKey": 1, "Get": 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.counter.Reset()
+			e.calls.take()
 			e.call(t, bearer(tt.key)).want(t, 401, invalid)
-			if got := e.counter.Counts(); !reflect.DeepEqual(got, map[string]int{"GetItem": tt.wantGets}) {
-				t.Errorf("DynamoDB requests %v, want %d GetItem", got, tt.wantGets)
+			if got := e.calls.take(); !maps.Equal(got, tt.wantCalls) {
+				t.Errorf("store calls %v, want %v", got, tt.wantCalls)
 			}
 		})
 	}
 }
 
 func TestUsageTokenServerError(t *testing.T) {
-	client, _ := dynamotest.NewTable(t)
-	store := mustStoreOn(t, client, "no-such-table")
+	store := brokenStore{table: "no-such-table"}
 	key, err := token.NewKey()
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,16 @@ var _ token.Sealer = (*AESGCM)(nil)
 
 // NewAESGCM returns a sealer for a 32-byte key.
 func NewAESGCM(key []byte) (*AESGCM, error) {
+	aead, err := NewAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	return &AESGCM{aead: aead}, nil
+}
+
+// NewAEAD returns the AES-256-GCM cipher of a 32-byte key: the cipher of
+// every sealer (AESGCM's key, and each of kmsseal's data keys).
+func NewAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("seal: key must be 32 bytes, got %d", len(key))
 	}
@@ -39,7 +49,7 @@ func NewAESGCM(key []byte) (*AESGCM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	return &AESGCM{aead: aead}, nil
+	return aead, nil
 }
 
 // NewAESGCMFromBase64 decodes a standard base64 key and returns its sealer.

@@ -34,6 +34,11 @@ const (
 	ESearchFailed    = "search_failed" // the search could not run (server side)
 )
 
+// KeyNotProvided is the code (for the message catalog and the access log) of
+// a request authenticated by a key that carries none: the usage endpoint,
+// which answers in new-api's shape, not with an envelope code.
+const KeyNotProvided = "key_not_provided"
+
 // Error is a failure the caller can act on: a stable Code and, for some codes,
 // the offending value (Detail) to help the user fix the input. Detail never holds
 // a key or an access token.

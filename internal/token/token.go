@@ -29,6 +29,8 @@ const (
 	MaxGraceSeconds = 604_800
 	// DefaultRevealsPerMinute is the per-user reveal limit when none is configured.
 	DefaultRevealsPerMinute = 30
+	// DefaultMaxTokensPerUser is the per-user token limit when none is configured.
+	DefaultMaxTokensPerUser = 1000
 	NeverExpires            = -1
 )
 

@@ -128,11 +128,6 @@ func (r Rules) CheckGroup(g string) error {
 	return Errorf(EInvalidGroup, "%.64s", g)
 }
 
-// ParseModelLimits splits a comma-separated list of model names.
-func ParseModelLimits(s string) ([]string, error) {
-	return NormalizeModelLimits(strings.Split(s, ","))
-}
-
 // NormalizeModelLimits trims each model name, drops empty ones and duplicates,
 // and checks the limits (MaxModels names of at most MaxModelNameLength
 // characters, no commas or control characters).

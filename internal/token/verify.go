@@ -1,13 +1,14 @@
 package token
 
 import (
+	"context"
 	"slices"
 	"time"
 )
 
-// Verify answer codes: the "code" of a refused verify (API.md "Verify and
-// consume"), listed in the order they are checked. They are part of the
-// relay's contract, so they never change once published.
+// Verify answer codes: the "code" of a refused verify (README "Verify and
+// consume: the relay's call"), listed in the order they are checked. They
+// are part of the relay's contract, so they never change once published.
 const (
 	VerifyInvalidRequest    = EInvalidRequest // a malformed event, or a refund larger than used_quota
 	VerifyNotFound          = "not_found"     // bad shape or checksum, unknown, deleted or rotated-out key
@@ -19,12 +20,6 @@ const (
 	VerifyRateLimited       = ERateLimited
 	VerifyInsufficientQuota = "insufficient_quota"
 )
-
-// VerifyCodes are every verify answer code, in check order.
-var VerifyCodes = []string{
-	VerifyInvalidRequest, VerifyNotFound, VerifyDisabled, VerifyExpired, VerifyExhausted,
-	VerifyIPNotAllowed, VerifyModelNotAllowed, VerifyRateLimited, VerifyInsufficientQuota,
-}
 
 // VerifyRequest is the relay's question: may Key be used for Model from
 // ClientIP, and (Consume > 0) charge that much. Settle with Consume > 0
@@ -50,8 +45,8 @@ const (
 )
 
 // Kind classifies r: a negative Consume is a refund whatever Settle says,
-// and only a positive Consume with Settle is a settle (API.md): a settle of
-// nothing skips no check.
+// and only a positive Consume with Settle is a settle (README "Verify and
+// consume: the relay's call"): a settle of nothing skips no check.
 func (r VerifyRequest) Kind() Kind {
 	switch {
 	case r.Consume < 0:
@@ -115,11 +110,76 @@ func SettleAmounts(t Token, consume int64) (charged, shortfall int64) {
 	return charged, consume - charged
 }
 
-// RefundedRemain is t's remain_quota after a refund of amount (> 0): capped
-// at MaxQuota, and unchanged on an unlimited token.
-func RefundedRemain(t Token, amount int64) int64 {
-	if t.UnlimitedQuota {
-		return t.RemainQuota
-	}
-	return min(t.RemainQuota+amount, MaxQuota)
+// VerifyState is a token as verify reads it: the token, its user's disabled
+// flag and its rpm_limit window (minute start and count).
+type VerifyState struct {
+	Token        Token
+	UserDisabled bool
+	RPMWindow    int64
+	RPMCount     int64
+}
+
+// Charge is the write of a verify whose checks passed.
+type Charge struct {
+	// KeyHash is the hash of the key that was verified: the token's current
+	// key, or the key a rotation replaced, charged only while its grace
+	// window lasts. Empty means the current key of the token read.
+	KeyHash string
+	// Consume (>= 0) is taken from remain_quota (unless the token is
+	// unlimited) and added to used_quota, only if it fits.
+	Consume int64
+	// CountRate counts the verify in the token's rpm_limit window, only if
+	// the window has room.
+	CountRate bool
+}
+
+// Settlement is the write of a settle: Charged (> 0, as SettleAmounts
+// splits it) is charged through the key with KeyHash, and Shortfall is what
+// did not fit.
+type Settlement struct {
+	KeyHash   string
+	Charged   int64
+	Shortfall int64
+}
+
+// Ledger is what verify reads and writes. Its writes make no decision: the
+// caller decides on a read (with CheckUse, SettleAmounts and the rest) and
+// the write applies that decision with one conditional write whose
+// condition re-checks, on the stored token, everything the decision read. When the condition fails on a token
+// that still exists, a write returns written false and the token as it is
+// now (the user flag of the read kept), for the caller to decide again.
+// Writes and reads answer ErrNotFound for a token that does not exist.
+type Ledger interface {
+	// LookupKey maps a key hash to its token with one strongly consistent
+	// read: ErrNotFound for an unknown key, and for the key a rotation
+	// replaced once its grace window has ended at now. The caller confirms
+	// the mapping with Token.AcceptsKeyHash.
+	LookupKey(ctx context.Context, keyHash string, now time.Time) (userID string, tokenID int64, err error)
+
+	// ReadForVerify reads the token and its user's disabled flag in one
+	// strongly consistent read. ErrNotFound.
+	ReadForVerify(ctx context.Context, userID string, tokenID int64) (VerifyState, error)
+
+	// Charge writes c to the token as read, on the condition that the key
+	// is still accepted at now, the token is enabled and not expired, the
+	// quota still holds c.Consume and the rpm window is the one read, with
+	// room left. It also sets accessed_time.
+	Charge(ctx context.Context, read VerifyState, c Charge, now time.Time) (next VerifyState, written bool, err error)
+
+	// Settle charges s.Charged through s.KeyHash (no check but the key's):
+	// when s.Shortfall is 0 it takes it from remain_quota on the condition
+	// that it still fits, else it sets remain_quota to what is left of the
+	// value read, on the condition that it is still that value.
+	Settle(ctx context.Context, read VerifyState, s Settlement, now time.Time) (next VerifyState, written bool, err error)
+
+	// Refund gives back amount (> 0) through the key with keyHash (no check
+	// but the key's): used_quota goes down by amount on the condition that
+	// it holds it, remain_quota up by it, capped at MaxQuota (unchanged on
+	// an unlimited token).
+	Refund(ctx context.Context, read VerifyState, keyHash string, amount int64, now time.Time) (next VerifyState, written bool, err error)
+
+	// Touch records a verify that writes nothing else in accessed_time, at
+	// most once per clock minute, if the token still has keyHash. A token
+	// touched already this minute, or gone, is not an error.
+	Touch(ctx context.Context, userID string, tokenID int64, keyHash string, now time.Time) error
 }

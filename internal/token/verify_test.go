@@ -112,28 +112,24 @@ func TestMinuteWindow(t *testing.T) {
 	}
 }
 
-func TestSettleAndRefundAmounts(t *testing.T) {
+func TestSettleAmounts(t *testing.T) {
 	tests := []struct {
-		name                   string
-		tok                    token.Token
-		consume                int64
-		charged, shortfall     int64
-		refund, refundedRemain int64
+		name               string
+		tok                token.Token
+		consume            int64
+		charged, shortfall int64
 	}{
-		{"fits", token.Token{RemainQuota: 500}, 300, 300, 0, 50, 550},
-		{"short", token.Token{RemainQuota: 100}, 300, 100, 200, 100, 200},
-		{"nothing left", token.Token{RemainQuota: 0}, 300, 0, 300, 1, 1},
-		{"unlimited", token.Token{UnlimitedQuota: true, RemainQuota: 7}, 300, 300, 0, 100, 7},
-		{"refund capped", token.Token{RemainQuota: token.MaxQuota - 10}, 1, 1, 0, 100, token.MaxQuota},
+		{"fits", token.Token{RemainQuota: 500}, 300, 300, 0},
+		{"short", token.Token{RemainQuota: 100}, 300, 100, 200},
+		{"nothing left", token.Token{RemainQuota: 0}, 300, 0, 300},
+		{"unlimited", token.Token{UnlimitedQuota: true, RemainQuota: 7}, 300, 300, 0},
+		{"large remain", token.Token{RemainQuota: token.MaxQuota - 10}, 1, 1, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s := token.SettleAmounts(tt.tok, tt.consume)
 			if c != tt.charged || s != tt.shortfall {
 				t.Errorf("SettleAmounts = %d, %d; want %d, %d", c, s, tt.charged, tt.shortfall)
-			}
-			if got := token.RefundedRemain(tt.tok, tt.refund); got != tt.refundedRemain {
-				t.Errorf("RefundedRemain = %d, want %d", got, tt.refundedRemain)
 			}
 		})
 	}

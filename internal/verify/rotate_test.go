@@ -2,12 +2,10 @@ package verify_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/llmgw/token-service/internal/token"
-	"github.com/llmgw/token-service/internal/token/dynamo"
 	"github.com/llmgw/token-service/internal/verify"
 )
 
@@ -18,7 +16,7 @@ func (e env) rotate(tb testing.TB, tok token.Token, grace time.Duration, at time
 	if err != nil {
 		tb.Fatal(err)
 	}
-	got, err := e.store.Rotate(context.Background(), tok.UserID, tok.ID, key, grace, at)
+	got, err := e.keys.Rotate(context.Background(), tok.UserID, tok.ID, key, grace, at)
 	if err != nil {
 		tb.Fatalf("rotate: %v", err)
 	}
@@ -73,7 +71,7 @@ func TestRotationWithoutGraceRevokesAtOnce(t *testing.T) {
 
 	// Another user cannot rotate it.
 	key, _ := token.NewKey()
-	if _, err := e.store.Rotate(context.Background(), "u-other", tok.ID, key, 0, now); token.ErrorCode(err) != token.ENotFound {
+	if _, err := e.keys.Rotate(context.Background(), "u-other", tok.ID, key, 0, now); token.ErrorCode(err) != token.ENotFound {
 		t.Errorf("rotating another user's token: %v, want not found", err)
 	}
 	wantCode(t, "key after a refused rotation", e.verify(t, token.VerifyRequest{Key: rotated.Key}, now), "")
@@ -83,7 +81,9 @@ func TestRotationWithoutGraceRevokesAtOnce(t *testing.T) {
 // mapping cache cold.
 func newEnvOn(tb testing.TB, e env) env {
 	tb.Helper()
-	return env{store: e.store, verifier: verify.New(e.store, 0), counter: e.counter, db: e.db, table: e.table}
+	cold := e
+	cold.verifier = verify.New(e.ledger, 0)
+	return cold
 }
 
 // The grace window is judged at the caller's now on every path, the cold
@@ -121,7 +121,7 @@ func TestChargeThroughOldKeyPastGraceIsRefused(t *testing.T) {
 	e.rotate(t, tok, 30*time.Second, now)
 	wantCode(t, "old key inside the grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 1}, now.Add(10*time.Second)), "")
 
-	st, err := e.store.ReadForVerify(ctx, tok.UserID, tok.ID)
+	st, err := e.ledger.ReadForVerify(ctx, tok.UserID, tok.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,13 +141,12 @@ func TestChargeThroughOldKeyPastGraceIsRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		before := e.get(t, tok)
-		_, err := e.store.Charge(ctx, st, dynamo.Charge{Consume: 5, KeyHash: tt.hash}, tt.at)
-		var stale *dynamo.StaleError
+		_, written, err := e.ledger.Charge(ctx, st, token.Charge{Consume: 5, KeyHash: tt.hash}, tt.at)
 		switch {
-		case tt.charged && err != nil:
-			t.Errorf("%s: charge: %v, want charged", tt.name, err)
-		case !tt.charged && !errors.As(err, &stale):
-			t.Errorf("%s: charge: %v, want refused (*dynamo.StaleError)", tt.name, err)
+		case err != nil:
+			t.Errorf("%s: charge: %v", tt.name, err)
+		case written != tt.charged:
+			t.Errorf("%s: charge written %v, want %v", tt.name, written, tt.charged)
 		}
 		want := before.UsedQuota
 		if tt.charged {
@@ -184,15 +183,15 @@ func TestSettleAndRefundThroughOldKeyFollowTheGrace(t *testing.T) {
 
 	// The store re-checks the key in its write: a state read inside the
 	// grace and written past it (a slow call) charges and refunds nothing.
-	st, err := e.store.ReadForVerify(context.Background(), tok.UserID, tok.ID)
+	st, err := e.ledger.ReadForVerify(context.Background(), tok.UserID, tok.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := e.store.Settle(context.Background(), st, tok.KeyHash, 3, past); token.ErrorCode(err) != token.ENotFound {
-		t.Errorf("store settle through the old key past the grace: %v, want not found", err)
+	if _, written, err := e.ledger.Settle(context.Background(), st, token.Settlement{KeyHash: tok.KeyHash, Charged: 3}, past); err != nil || written {
+		t.Errorf("store settle through the old key past the grace: written %v, %v; want refused", written, err)
 	}
-	if _, err := e.store.Refund(context.Background(), st, tok.KeyHash, 1, past); token.ErrorCode(err) != token.ENotFound {
-		t.Errorf("store refund through the old key past the grace: %v, want not found", err)
+	if _, written, err := e.ledger.Refund(context.Background(), st, tok.KeyHash, 1, past); err != nil || written {
+		t.Errorf("store refund through the old key past the grace: written %v, %v; want refused", written, err)
 	}
 	if got := e.get(t, tok); got.UsedQuota != before.UsedQuota+5 {
 		t.Fatalf("store writes past the grace changed used to %d", got.UsedQuota)

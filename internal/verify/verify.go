@@ -1,13 +1,15 @@
 // Package verify answers the relay's "may this key be used, and charge it"
-// (API.md "Verify and consume"): the Verifier runs the ordered checks of the
-// contract over the DynamoDB store, and Handler is its Lambda Invoke face.
+// (README "Verify and consume: the relay's call"): the Verifier runs the
+// ordered checks of the contract over a token.Ledger, and Handler is its
+// Lambda Invoke face.
 //
-// DynamoDB work per verify: a key's first use in a container reads its
-// lookup item (GetItem); every verify then reads the token and its user's
-// meta item in one strongly consistent BatchGetItem. A consume, a settle, a
-// refund and an rpm_limit count are one conditional UpdateItem (together
-// when both apply); a verify with no write touches accessed_time at most
-// once per key per minute. A malformed key makes no request.
+// DynamoDB work per verify (token/dynamo's Ledger): a key's first use in a
+// container reads its lookup item (GetItem); every verify then reads the
+// token and its user's meta item in one strongly consistent BatchGetItem.
+// A consume, a settle, a refund and an rpm_limit count are one conditional
+// UpdateItem (together when both apply); a verify with no write touches
+// accessed_time at most once per key per minute. A malformed key makes no
+// request.
 package verify
 
 import (
@@ -18,17 +20,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/llmgw/token-service/internal/api"
+	"github.com/llmgw/token-service/internal/message"
 	"github.com/llmgw/token-service/internal/token"
-	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
 // DefaultCacheSize bounds the key -> token mapping cache of a Verifier.
 const DefaultCacheSize = 10_000
 
-// maxChecks bounds the check-and-write rounds of one verify: a round is
-// repeated only when a concurrent change made the write's condition fail.
-const maxChecks = 16
+// maxRounds bounds the decide-and-write rounds of one verify, settle or
+// refund: a round is repeated only when a concurrent change made the
+// write's condition fail.
+const maxRounds = 16
 
 // Answer is the verify answer of the contract.
 type Answer struct {
@@ -59,7 +61,7 @@ type TokenView struct {
 
 // Refused is the answer of a refused verify with code.
 func Refused(code string) Answer {
-	return Answer{Code: code, Message: api.Message(code, api.LangZH)}
+	return Answer{Code: code, Message: message.Text(code, message.ZH)}
 }
 
 func valid(t token.Token, now time.Time) Answer {
@@ -84,17 +86,17 @@ func valid(t token.Token, now time.Time) Answer {
 // token and confirms its key hash, so a deleted or rotated-out key fails
 // at once. Status, limits and quota are never cached. Safe for concurrent use.
 type Verifier struct {
-	store *dynamo.Store
-	cache *mappingCache
+	ledger token.Ledger
+	cache  *mappingCache
 }
 
-// New returns a Verifier over store caching at most cacheSize mappings
+// New returns a Verifier over ledger caching at most cacheSize mappings
 // (DefaultCacheSize when cacheSize <= 0).
-func New(store *dynamo.Store, cacheSize int) *Verifier {
+func New(ledger token.Ledger, cacheSize int) *Verifier {
 	if cacheSize <= 0 {
 		cacheSize = DefaultCacheSize
 	}
-	return &Verifier{store: store, cache: newMappingCache(cacheSize)}
+	return &Verifier{ledger: ledger, cache: newMappingCache(cacheSize)}
 }
 
 // Verify answers req at now. A refusal is an Answer; the error is only for
@@ -110,7 +112,7 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 	hash := token.HashKey(key)
 	ref, cached := v.cache.get(hash)
 	if !cached {
-		ref.userID, ref.tokenID, err = v.store.LookupKey(ctx, hash, now)
+		ref.userID, ref.tokenID, err = v.ledger.LookupKey(ctx, hash, now)
 		if isNotFound(err) {
 			return Refused(token.VerifyNotFound), nil
 		}
@@ -118,30 +120,17 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 			return Answer{}, fmt.Errorf("verify: %w", err)
 		}
 	}
-	st, err := v.store.ReadForVerify(ctx, ref.userID, ref.tokenID)
-	// The token's key hashes confirm the mapping: its current key, or the
-	// key a rotation replaced while its grace window lasts.
-	if isNotFound(err) || (err == nil && !st.Token.AcceptsKeyHash(hash, now)) {
-		v.cache.remove(hash)
-		return Refused(token.VerifyNotFound), nil
-	}
-	if err != nil {
-		return Answer{}, fmt.Errorf("verify: %w", err)
-	}
-	if !cached {
-		v.cache.put(hash, ref)
-	}
-
+	st, err := v.ledger.ReadForVerify(ctx, ref.userID, ref.tokenID)
 	var a Answer
-	switch req.Kind() {
-	case token.KindSettle:
-		a, err = v.settle(ctx, st, hash, req.Consume, now)
-	case token.KindRefund:
-		a, err = v.refund(ctx, st, hash, -req.Consume, now)
-	default:
-		a, err = v.check(ctx, st, hash, req, now)
+	if err == nil {
+		if !cached {
+			// Confirmed by decide's key check, or removed below.
+			v.cache.put(hash, ref)
+		}
+		a, err = v.decide(ctx, st, hash, req, now)
 	}
 	if isNotFound(err) {
+		// Deleted, or its key rotated out: the mapping is stale.
 		v.cache.remove(hash)
 		return Refused(token.VerifyNotFound), nil
 	}
@@ -151,62 +140,112 @@ func (v *Verifier) Verify(ctx context.Context, req token.VerifyRequest, now time
 	return a, nil
 }
 
-// check runs the ordered checks on st (found by the key with keyHash) and,
-// when they pass, the one conditional write that charges req.Consume and
-// counts the rpm window, again on a fresh read, after a short jittered
-// pause, when the write finds the token changed.
+// decide answers req on st, the token of the key with keyHash as read, and
+// makes the one conditional write the answer needs, if any: the one loop
+// of every kind of verify. A round checks the key (the token's current
+// one, or the one a rotation replaced while its grace lasts: ErrNotFound
+// otherwise), decides, and writes; when the write finds the token changed
+// since it was read, the next round decides again on the token as it is
+// now, after a short jittered pause.
 //
-// The rpm window counted in is now's minute, or the stored one when it is
-// later (another container's clock is slightly ahead and opened it): the
-// window never moves back, and its count limits this verify too.
-func (v *Verifier) check(ctx context.Context, st dynamo.VerifyState, keyHash string, req token.VerifyRequest, now time.Time) (Answer, error) {
+//   - A check runs the ordered checks of the contract, then charges
+//     req.Consume and counts the rpm window in one write; with nothing to
+//     charge or count it only keeps accessed_time to the minute. The rpm
+//     window counted in is now's minute, or the stored one when it is later
+//     (another container's clock is slightly ahead and opened it): the
+//     window never moves back, and its count limits this verify too.
+//   - A settle skips the checks and charges what fits (SettleAmounts);
+//     with nothing that fits it writes nothing.
+//   - A refund skips the checks and needs used_quota to hold the amount,
+//     else invalid_request and nothing changes.
+func (v *Verifier) decide(ctx context.Context, st token.VerifyState, keyHash string, req token.VerifyRequest, now time.Time) (Answer, error) {
+	kind := req.Kind()
 	window := token.MinuteStart(now)
 	for round := 1; ; round++ {
 		t := st.Token
 		if !t.AcceptsKeyHash(keyHash, now) {
 			return Answer{}, token.ErrNotFound
 		}
-		if code := token.CheckUse(t, st.UserDisabled, req.Model, req.ClientIP, now); code != "" {
-			return Refused(code), nil
-		}
-		if t.RPMLimit > 0 && st.RPMWindow >= window && st.RPMCount >= t.RPMLimit {
-			a := Refused(token.VerifyRateLimited)
-			a.RetryAfterSeconds = max(st.RPMWindow+60-now.Unix(), 1)
-			return a, nil
-		}
-		if req.Consume > 0 && !t.UnlimitedQuota && t.RemainQuota < req.Consume {
-			return Refused(token.VerifyInsufficientQuota), nil
-		}
-		if req.Consume == 0 && t.RPMLimit == 0 {
-			// Nothing to charge or count: only keep accessed_time to the minute.
-			if t.AccessedTime < window {
-				if err := v.store.Touch(ctx, t.UserID, t.ID, t.KeyHash, now); err != nil {
-					return Answer{}, err
-				}
+		var (
+			next               token.VerifyState
+			written            bool
+			charged, shortfall int64
+			err                error
+		)
+		switch kind {
+		case token.KindSettle:
+			charged, shortfall = token.SettleAmounts(t, req.Consume)
+			if charged == 0 {
+				// Nothing to write: no quota left.
+				return settled(t, 0, shortfall, now), nil
 			}
-			return valid(t, now), nil
+			next, written, err = v.ledger.Settle(ctx, st, token.Settlement{KeyHash: keyHash, Charged: charged, Shortfall: shortfall}, now)
+		case token.KindRefund:
+			if t.UsedQuota < -req.Consume {
+				return Refused(token.VerifyInvalidRequest), nil
+			}
+			next, written, err = v.ledger.Refund(ctx, st, keyHash, -req.Consume, now)
+		default:
+			if a, refused := check(st, req, now, window); refused {
+				return a, nil
+			}
+			if req.Consume == 0 && t.RPMLimit == 0 {
+				// Nothing to charge or count: only keep accessed_time to the minute.
+				if t.AccessedTime < window {
+					if err := v.ledger.Touch(ctx, t.UserID, t.ID, t.KeyHash, now); err != nil {
+						return Answer{}, err
+					}
+				}
+				return valid(t, now), nil
+			}
+			next, written, err = v.ledger.Charge(ctx, st, token.Charge{KeyHash: keyHash, Consume: req.Consume, CountRate: t.RPMLimit > 0}, now)
 		}
-		next, err := v.store.Charge(ctx, st, dynamo.Charge{Consume: req.Consume, CountRate: t.RPMLimit > 0, KeyHash: keyHash}, now)
-		if err == nil {
-			return valid(next.Token, now), nil
-		}
-		var stale *dynamo.StaleError
-		if !errors.As(err, &stale) {
+		switch {
+		case err != nil:
 			return Answer{}, err
-		}
-		if round >= maxChecks {
-			return Answer{}, errors.New("verify: too many concurrent changes")
+		case written && kind == token.KindSettle:
+			return settled(next.Token, charged, shortfall, now), nil
+		case written:
+			return valid(next.Token, now), nil
+		case round >= maxRounds:
+			return Answer{}, errors.New("too many concurrent changes")
 		}
 		if err := pause(ctx, round); err != nil {
 			return Answer{}, err
 		}
-		st = stale.Current
+		st = next
 	}
 }
 
-// pause sleeps before check round n+1: a random time up to 1 ms << n,
-// capped at 50 ms (full jitter), so that verifies racing on one token
-// spread out; ctx's error if it ends first.
+// check runs the ordered checks of a verify on st at now, window being
+// now's minute: the refusal, or refused false when the token may be used.
+func check(st token.VerifyState, req token.VerifyRequest, now time.Time, window int64) (a Answer, refused bool) {
+	t := st.Token
+	if code := token.CheckUse(t, st.UserDisabled, req.Model, req.ClientIP, now); code != "" {
+		return Refused(code), true
+	}
+	if t.RPMLimit > 0 && st.RPMWindow >= window && st.RPMCount >= t.RPMLimit {
+		a := Refused(token.VerifyRateLimited)
+		a.RetryAfterSeconds = max(st.RPMWindow+60-now.Unix(), 1)
+		return a, true
+	}
+	if req.Consume > 0 && !t.UnlimitedQuota && t.RemainQuota < req.Consume {
+		return Refused(token.VerifyInsufficientQuota), true
+	}
+	return Answer{}, false
+}
+
+// settled is the answer of a settle that charged charged of t's quota and
+// could not charge shortfall.
+func settled(t token.Token, charged, shortfall int64, now time.Time) Answer {
+	a := valid(t, now)
+	a.Charged, a.Shortfall = &charged, &shortfall
+	return a
+}
+
+// pause sleeps before round n+1: a random time up to 1 ms << n, capped at
+// 50 ms (full jitter), so that verifies racing on one token spread out;
+// ctx's error if it ends first.
 func pause(ctx context.Context, n int) error {
 	ceiling := min(time.Millisecond<<min(n, 10), 50*time.Millisecond)
 	t := time.NewTimer(rand.N(ceiling) + 1)
@@ -217,27 +256,6 @@ func pause(ctx context.Context, n int) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func (v *Verifier) settle(ctx context.Context, st dynamo.VerifyState, keyHash string, amount int64, now time.Time) (Answer, error) {
-	next, charged, shortfall, err := v.store.Settle(ctx, st, keyHash, amount, now)
-	if err != nil {
-		return Answer{}, err
-	}
-	a := valid(next.Token, now)
-	a.Charged, a.Shortfall = &charged, &shortfall
-	return a, nil
-}
-
-func (v *Verifier) refund(ctx context.Context, st dynamo.VerifyState, keyHash string, amount int64, now time.Time) (Answer, error) {
-	next, err := v.store.Refund(ctx, st, keyHash, amount, now)
-	if token.ErrorCode(err) == token.EInvalidRequest {
-		return Refused(token.VerifyInvalidRequest), nil
-	}
-	if err != nil {
-		return Answer{}, err
-	}
-	return valid(next.Token, now), nil
 }
 
 func isNotFound(err error) bool { return err != nil && token.ErrorCode(err) == token.ENotFound }

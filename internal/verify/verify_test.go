@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/llmgw/token-service/internal/api"
 	"github.com/llmgw/token-service/internal/ddbcount"
 	"github.com/llmgw/token-service/internal/dynamotest"
+	"github.com/llmgw/token-service/internal/message"
 	"github.com/llmgw/token-service/internal/seal"
 	"github.com/llmgw/token-service/internal/token"
 	"github.com/llmgw/token-service/internal/token/dynamo"
@@ -27,9 +27,14 @@ import (
 // stays in that minute.
 var now = time.Unix(1_800_000_005, 0)
 
-// env is a verifier over a store on a fresh table, its requests counted.
+// env is a verifier over the DynamoDB ledger on a fresh table, its
+// requests counted, and the other parts of the store the tests set tokens
+// up with.
 type env struct {
-	store    *dynamo.Store
+	tokens   *dynamo.Tokens
+	keys     *dynamo.Keys
+	ledger   *dynamo.Ledger
+	access   *dynamo.AccessTokens
 	verifier *verify.Verifier
 	counter  *ddbcount.Counter
 	db       *dynamodb.Client // the table's client, for writes no store method makes
@@ -48,13 +53,23 @@ func newEnv(tb testing.TB) env {
 		tb.Fatal(err)
 	}
 	counter := &ddbcount.Counter{}
-	store, err := dynamo.New(dynamo.Config{
-		Client: dynamodb.New(client.Options(), counter.Option), Table: table, Sealer: sealer,
-	})
+	core, err := dynamo.NewCore(dynamodb.New(client.Options(), counter.Option), table)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return env{store: store, verifier: verify.New(store, 0), counter: counter, db: client, table: table}
+	tokens, err := dynamo.NewTokens(core, sealer, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := dynamo.NewKeys(core, sealer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ledger := dynamo.NewLedger(core)
+	return env{
+		tokens: tokens, keys: keys, ledger: ledger, access: dynamo.NewAccessTokens(core),
+		verifier: verify.New(ledger, 0), counter: counter, db: client, table: table,
+	}
 }
 
 // spec is a usable token: 1000 quota, never expires, any IP, any model.
@@ -69,7 +84,7 @@ func (e env) create(tb testing.TB, user string, s token.Spec) token.Token {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	got, err := e.store.Create(context.Background(), user, toks)
+	got, err := e.tokens.Create(context.Background(), user, toks)
 	if err != nil {
 		tb.Fatalf("create: %v", err)
 	}
@@ -87,7 +102,7 @@ func (e env) verify(tb testing.TB, req token.VerifyRequest, at time.Time) verify
 
 func (e env) get(tb testing.TB, tok token.Token) token.Token {
 	tb.Helper()
-	got, err := e.store.Get(context.Background(), tok.UserID, tok.ID)
+	got, err := e.tokens.Get(context.Background(), tok.UserID, tok.ID)
 	if err != nil {
 		tb.Fatalf("get: %v", err)
 	}
@@ -105,7 +120,7 @@ func wantCode(tb testing.TB, what string, a verify.Answer, code string) {
 	if a.Valid || a.Code != code || a.Token != nil {
 		tb.Fatalf("%s: answer %+v, want refused %q", what, a, code)
 	}
-	if want := api.Message(code, api.LangZH); a.Message != want || want == api.Message(token.EInternal, api.LangZH) {
+	if want := message.Text(code, message.ZH); a.Message != want || want == message.Text(token.EInternal, message.ZH) {
 		tb.Fatalf("%s: message %q, want the catalog's %q", what, a.Message, want)
 	}
 }
@@ -117,16 +132,16 @@ func TestEveryCode(t *testing.T) {
 
 	deleted := e.create(t, "u-del", spec())
 	e.verify(t, token.VerifyRequest{Key: deleted.Key}, now) // cache the mapping first
-	if err := e.store.Delete(ctx, "u-del", deleted.ID); err != nil {
+	if err := e.tokens.Delete(ctx, "u-del", deleted.ID); err != nil {
 		t.Fatal(err)
 	}
 	disabledUser := e.create(t, "u-off", spec())
-	if err := e.store.SetUserDisabled(ctx, "u-off", true); err != nil {
+	if err := e.access.SetUserDisabled(ctx, "u-off", true); err != nil {
 		t.Fatal(err)
 	}
 	disabled := e.create(t, "u1", spec())
 	off := token.StatusDisabled
-	if _, err := e.store.Update(ctx, "u1", disabled.ID, token.Patch{Status: &off}, now); err != nil {
+	if _, err := e.tokens.Update(ctx, "u1", disabled.ID, token.Patch{Status: &off}, now); err != nil {
 		t.Fatal(err)
 	}
 	expiring := e.create(t, "u1", with(func(s *token.Spec) { s.ExpiredTime = now.Unix() + 10 }))
@@ -289,7 +304,7 @@ func TestDisableAndDeleteStopTheNextVerify(t *testing.T) {
 		})
 	}
 	time.Sleep(50 * time.Millisecond)
-	if _, err := e.store.Update(ctx, "u1", tok.ID, token.Patch{Status: &off}, now); err != nil {
+	if _, err := e.tokens.Update(ctx, "u1", tok.ID, token.Patch{Status: &off}, now); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
@@ -305,11 +320,11 @@ func TestDisableAndDeleteStopTheNextVerify(t *testing.T) {
 		t.Errorf("used_quota moved after the disable: %d -> %d", used, got)
 	}
 
-	if _, err := e.store.Update(ctx, "u1", tok.ID, token.Patch{Status: &on}, now); err != nil {
+	if _, err := e.tokens.Update(ctx, "u1", tok.ID, token.Patch{Status: &on}, now); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, "enabled again", e.verify(t, token.VerifyRequest{Key: tok.Key}, now), "")
-	if err := e.store.Delete(ctx, "u1", tok.ID); err != nil {
+	if err := e.tokens.Delete(ctx, "u1", tok.ID); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, "after delete, cached mapping", e.verify(t, token.VerifyRequest{Key: tok.Key}, now), token.VerifyNotFound)
@@ -404,7 +419,7 @@ func TestSettleAndRefund(t *testing.T) {
 
 	// A disabled token still settles and refunds: they skip every check.
 	off := token.StatusDisabled
-	if _, err := e.store.Update(context.Background(), "u1", tok.ID, token.Patch{Status: &off}, now); err != nil {
+	if _, err := e.tokens.Update(context.Background(), "u1", tok.ID, token.Patch{Status: &off}, now); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, "settle disabled", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 10, Settle: true}, now), "")
@@ -459,23 +474,14 @@ func TestConcurrentSettles(t *testing.T) {
 	}
 }
 
-func TestVerifyMessages(t *testing.T) {
-	for _, code := range token.VerifyCodes {
-		zh, en := api.Message(code, api.LangZH), api.Message(code, api.LangEN)
-		if !api.HasMessage(code) || zh == en {
-			t.Errorf("code %q: zh %q en %q", code, zh, en)
-		}
-	}
-}
-
-// Only consume > 0 with settle is a settle (API.md): a settle of nothing
-// is a plain verify, every check applying, not a pass that skips them.
+// Only consume > 0 with settle is a settle (README "Verify and consume:
+// the relay's call"): a settle of nothing is a plain verify, every check applying, not a pass that skips them.
 func TestSettleOfNothingIsAPlainVerify(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	tok := e.create(t, "u1", spec())
 	off := token.StatusDisabled
-	if _, err := e.store.Update(ctx, "u1", tok.ID, token.Patch{Status: &off}, now); err != nil {
+	if _, err := e.tokens.Update(ctx, "u1", tok.ID, token.Patch{Status: &off}, now); err != nil {
 		t.Fatal(err)
 	}
 	limited := e.create(t, "u1", func() token.Spec { s := spec(); s.RPMLimit = 1; return s }())
@@ -554,7 +560,7 @@ func TestRPMWindowAhead(t *testing.T) {
 					t.Errorf("verify %d: retry_after_seconds %d, want %d (the end of the stored window)", i, a.RetryAfterSeconds, wantRetry)
 				}
 			}
-			st, err := e.store.ReadForVerify(context.Background(), tok.UserID, tok.ID)
+			st, err := e.ledger.ReadForVerify(context.Background(), tok.UserID, tok.ID)
 			if err != nil {
 				t.Fatal(err)
 			}

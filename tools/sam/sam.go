@@ -99,7 +99,9 @@ func Available(ctx context.Context) error {
 }
 
 func runPython(ctx context.Context, script string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, Python, append([]string{"-c", script, "sam"}, args...)...)
+	// With -c, Python's sys.argv is ["-c", args...]: the scripts read their
+	// arguments from sys.argv[1].
+	cmd := exec.CommandContext(ctx, Python, append([]string{"-c", script}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -42,8 +42,9 @@ func TestTranslateRefusesBrokenTemplate(t *testing.T) {
 	if err := os.WriteFile(path, []byte(broken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := sam.Translate(context.Background(), path, nil); err == nil || !strings.Contains(err.Error(), "NoSuchApi") {
-		t.Fatalf("Translate of a broken template = %v, want the translator's error naming NoSuchApi", err)
+	const want = "ApiId must be a valid reference"
+	if _, _, err := sam.Translate(context.Background(), path, nil); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Translate of a broken template = %v, want the translator's error %q", err, want)
 	}
 }
 

@@ -509,7 +509,7 @@ func (s *suite) testAuthorizerRefusals(t *testing.T) {
 	good := s.user(t, "refusals")
 	revoked := s.user(t, "refusals-revoked")
 	disabled := s.user(t, "refusals-disabled")
-	store := s.st.Store(t)
+	store := s.st.AccessTokens(t)
 	ctx := context.Background()
 	if err := store.RevokeAccessToken(ctx, auth.Hash(revoked)); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,15 +26,19 @@ import (
 // testStack serves testdata/template.yaml with the test function.
 type testStack struct {
 	url   string
+	tmpl  *template.Stack
 	stack *stack.Stack
 	log   *stacktest.SyncBuffer // request lines
 	out   *stacktest.SyncBuffer // function output
 }
 
+// startTestStack runs the test stack with the local parameter values
+// (RelayRoleArn is the development relay's role) and params over them.
 func startTestStack(t *testing.T, maxInstances int, params map[string]string) *testStack {
 	t.Helper()
-	if params == nil {
-		params = map[string]string{}
+	params, err := stack.LocalParameters("testdata/template.yaml", params)
+	if err != nil {
+		t.Fatal(err)
 	}
 	params["Secret"] = "s3cret"
 	tmpl, err := template.Load("testdata/template.yaml", template.Options{
@@ -43,7 +48,7 @@ func startTestStack(t *testing.T, maxInstances int, params map[string]string) *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testStack{log: &stacktest.SyncBuffer{}, out: &stacktest.SyncBuffer{}}
+	ts := &testStack{tmpl: tmpl, log: &stacktest.SyncBuffer{}, out: &stacktest.SyncBuffer{}}
 	ts.stack, err = stack.Start(context.Background(), stack.Config{
 		Template:         tmpl,
 		LocalDir:         t.TempDir(),
@@ -157,6 +162,10 @@ func TestAPI(t *testing.T) {
 			{"dynamodb endpoint (its IAM proxy)", e.Env["AWS_ENDPOINT_URL_DYNAMODB"], ts.stack.DynamoDBEndpoints["EchoFunction"]},
 			{"dynamodb endpoint is not DynamoDB's", e.Env["AWS_ENDPOINT_URL_DYNAMODB"] != "http://127.0.0.1:9", true},
 			{"region", e.Env["AWS_REGION"], "us-east-1"},
+			{"AWS_SAM_LOCAL", e.Env["AWS_SAM_LOCAL"], "true"},
+			{"KMS_KEY_ID (emptied locally)", e.Env["KMS_KEY_ID"], ""},
+			{"SEALING_KEY (the development key)", e.Env["SEALING_KEY"], ts.stack.SealingKey},
+			{"a development key", len(ts.stack.SealingKey), 44},
 		}
 		for _, c := range checks {
 			if c.got != c.want {
@@ -423,4 +432,86 @@ func TestConcurrency(t *testing.T) {
 			t.Errorf("instances = %d, want 1", n)
 		}
 	})
+}
+
+// withoutPermissions is t with the permissions of the given logical ids
+// removed, as a deployment of a template lacking them would be.
+func withoutPermissions(t *template.Stack, ids ...string) *template.Stack {
+	c := *t
+	c.Permissions = nil
+	for _, p := range t.Permissions {
+		if !slices.Contains(ids, p.LogicalID) {
+			c.Permissions = append(c.Permissions, p)
+		}
+	}
+	return &c
+}
+
+// API Gateway reaches a function or the authorizer only through a Lambda
+// permission; without one the route answers 500 as in AWS, the log says
+// why, and the function is not invoked.
+func TestLambdaPermissionsEnforced(t *testing.T) {
+	ts := startTestStack(t, 1, nil)
+	const internal = `{"message":"Internal Server Error"}`
+	tests := []struct {
+		name        string
+		remove      []string
+		path, auth  string
+		wantStatus  int
+		wantInvoked []string // functions invoked, sorted
+		wantLog     string
+	}{
+		{name: "all permissions", path: "/items/1", auth: good, wantStatus: 200, wantInvoked: []string{"AuthFunction", "EchoFunction"}},
+		{
+			name: "no route permission", remove: []string{"EchoFunctionGetPermission"}, path: "/items/1", auth: good,
+			wantStatus: 500, wantInvoked: []string{"AuthFunction"},
+			wantLog: `function=EchoFunction principal=apigateway.amazonaws.com source_arn=arn:aws:execute-api:us-east-1:123456789012:localapi00/$default/GET/items/{id}`,
+		},
+		{
+			name: "another route's permission is no help", remove: []string{"EchoFunctionGetPermission"}, path: "/items/search", auth: good,
+			wantStatus: 200, wantInvoked: []string{"AuthFunction", "EchoFunction"},
+		},
+		{
+			name: "no authorizer permission", remove: []string{"ApiBearerAuthorizerPermission"}, path: "/items/1", auth: good,
+			wantStatus: 500, wantLog: "function=AuthFunction principal=apigateway.amazonaws.com source_arn=arn:aws:execute-api:us-east-1:123456789012:localapi00/authorizers/Bearer",
+		},
+		{
+			name: "identity checked before the authorizer", remove: []string{"ApiBearerAuthorizerPermission"}, path: "/items/1",
+			wantStatus: 401,
+		},
+		{
+			name: "route without authorizer", remove: []string{"ApiBearerAuthorizerPermission"}, path: "/public",
+			wantStatus: 200, wantInvoked: []string{"EchoFunction"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &stacktest.SyncBuffer{}
+			counter := &stacktest.CountingInvoker{Next: ts.stack.Pools}
+			srv := httptest.NewServer(stack.NewAPI(withoutPermissions(ts.tmpl, tt.remove...), counter, slog.New(slog.NewTextHandler(log, nil))))
+			defer srv.Close()
+			local := &testStack{url: srv.URL}
+			r := local.do(t, "GET", tt.path, tt.auth, nil)
+			if r.status != tt.wantStatus {
+				t.Fatalf("status %d (%s), want %d", r.status, r.body, tt.wantStatus)
+			}
+			if tt.wantStatus == 500 && string(r.body) != internal {
+				t.Errorf("body %s, want %s", r.body, internal)
+			}
+			var invoked []string
+			for fn := range counter.Take() {
+				invoked = append(invoked, fn)
+			}
+			slices.Sort(invoked)
+			if !slices.Equal(invoked, tt.wantInvoked) {
+				t.Errorf("invoked %v, want %v", invoked, tt.wantInvoked)
+			}
+			if tt.wantLog != "" && !strings.Contains(log.String(), tt.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tt.wantLog, log.String())
+			}
+			if tt.wantLog == "" && strings.Contains(log.String(), "no Lambda permission") {
+				t.Errorf("log reports a missing permission:\n%s", log.String())
+			}
+		})
+	}
 }

@@ -37,18 +37,25 @@ const (
 // function error as 200 with X-Amz-Function-Error, an unknown function as
 // 404 ResourceNotFoundException, every instance busy as 429
 // TooManyRequestsException; Event invocations answer 202 once started,
-// DryRun 204. It checks no signature: any SigV4 credentials are accepted.
+// DryRun 204. It checks no signature: any SigV4 credentials are accepted,
+// and every caller is one principal (the relay's role, say), which may
+// invoke a function only when one of the template's Lambda permissions
+// admits it; any other function answers 403 AccessDeniedException, as
+// Lambda does for a caller whose only grant would be a resource policy.
 type LambdaAPI struct {
+	template  *template.Stack
+	principal string
 	functions []string // logical ids, sorted
 	known     map[string]bool
 	invoker   Invoker
 	log       *slog.Logger
 }
 
-// NewLambdaAPI returns the Invoke API of functions (logical ids), run by
-// invoker; log gets one line per request.
-func NewLambdaAPI(functions []string, invoker Invoker, log *slog.Logger) *LambdaAPI {
-	l := &LambdaAPI{invoker: invoker, log: log, known: map[string]bool{}}
+// NewLambdaAPI returns the Invoke API of functions (logical ids of t), run
+// by invoker and called as principal (an IAM role's ARN); log gets one line
+// per request.
+func NewLambdaAPI(t *template.Stack, functions []string, principal string, invoker Invoker, log *slog.Logger) *LambdaAPI {
+	l := &LambdaAPI{template: t, principal: principal, invoker: invoker, log: log, known: map[string]bool{}}
 	for _, f := range functions {
 		if !l.known[f] {
 			l.known[f] = true
@@ -67,6 +74,13 @@ type lambdaError struct {
 	messageKey string
 	message    string
 	reason     string // TooManyRequestsException's Reason
+}
+
+// accessDenied is Lambda's answer to a caller no policy allows.
+func accessDenied(principal, arn string) *lambdaError {
+	return &lambdaError{status: http.StatusForbidden, code: "AccessDeniedException", messageKey: "message",
+		message: "User: " + principal + " is not authorized to perform: " + template.InvokeAction + " on resource: " + arn +
+			" because no resource-based policy allows the " + template.InvokeAction + " action"}
 }
 
 func notFound(arn string) *lambdaError {
@@ -128,6 +142,10 @@ func (l *LambdaAPI) serve(w http.ResponseWriter, r *http.Request, entry *lambdaE
 		return writeLambdaError(w, lerr)
 	}
 	entry.function = function
+	if _, ok := l.template.Allowing(function, template.Caller{Principal: l.principal}); !ok {
+		l.log.Warn("no Lambda permission admits the caller", "function", function, "principal", l.principal)
+		return writeLambdaError(w, accessDenied(l.principal, template.FunctionARN(function)))
+	}
 
 	payload, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/llmgw/token-service/tools/stack"
 	"github.com/llmgw/token-service/tools/stacktest"
@@ -34,7 +36,7 @@ func startLambdaStack(t *testing.T, maxInstances int) *lambdaStack {
 	t.Helper()
 	ts := startTestStack(t, maxInstances, nil)
 	ls := &lambdaStack{testStack: ts, lambdaLog: &stacktest.SyncBuffer{}}
-	srv := httptest.NewServer(stack.NewLambdaAPI(ts.stack.Pools.Names(), ts.stack.Pools,
+	srv := httptest.NewServer(stack.NewLambdaAPI(ts.tmpl, ts.stack.Pools.Names(), stack.InvokePrincipal(ts.tmpl), ts.stack.Pools,
 		slog.New(slog.NewTextHandler(ls.lambdaLog, nil))))
 	t.Cleanup(srv.Close)
 	ls.lambdaURL = srv.URL
@@ -324,5 +326,84 @@ func TestLambdaInvokeAPIThrottles(t *testing.T) {
 	}
 	if tooMany.Reason == "" || aws.ToString(tooMany.Type) != "User" {
 		t.Errorf("C: reason %q type %q, want a reason and User", tooMany.Reason, aws.ToString(tooMany.Type))
+	}
+}
+
+// The Invoke API acts as one principal and serves only the functions a
+// template permission opens to it: by default the relay's role, which the
+// test template lets invoke EchoFunction alone.
+func TestLambdaInvokePermissions(t *testing.T) {
+	ts := startTestStack(t, 1, nil)
+	noRelay, err := template.Load("testdata/template.yaml", template.Options{
+		ParameterOverrides: map[string]string{"Secret": "s", "RelayRoleArn": ""},
+		TableNames:         map[string]string{"Table": "items"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := template.RoleARN("other")
+	tests := []struct {
+		name           string
+		tmpl           *template.Stack
+		principal      string
+		function       string
+		invocationType types.InvocationType
+		wantStatus     int
+		wantType       string // x-amzn-ErrorType
+	}{
+		{"relay invokes its function", ts.tmpl, stack.DevRelayRoleARN, "EchoFunction", "", 200, ""},
+		{"relay invokes the authorizer", ts.tmpl, stack.DevRelayRoleARN, "AuthFunction", "", 403, "AccessDeniedException"},
+		{"relay dry run of the authorizer", ts.tmpl, stack.DevRelayRoleARN, "AuthFunction", types.InvocationTypeDryRun, 403, "AccessDeniedException"},
+		{"relay event to the authorizer", ts.tmpl, stack.DevRelayRoleARN, "AuthFunction", types.InvocationTypeEvent, 403, "AccessDeniedException"},
+		{"unknown function", ts.tmpl, stack.DevRelayRoleARN, "NoSuchFunction", "", 404, "ResourceNotFoundException"},
+		{"another role", ts.tmpl, other, "EchoFunction", "", 403, "AccessDeniedException"},
+		{"RelayRoleArn empty: no permission", noRelay, stack.DevRelayRoleARN, "EchoFunction", "", 403, "AccessDeniedException"},
+		{"default principal with RelayRoleArn empty", noRelay, stack.InvokePrincipal(noRelay), "EchoFunction", "", 403, "AccessDeniedException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &stacktest.SyncBuffer{}
+			srv := httptest.NewServer(stack.NewLambdaAPI(tt.tmpl, ts.stack.Pools.Names(), tt.principal, ts.stack.Pools,
+				slog.New(slog.NewTextHandler(log, nil))))
+			defer srv.Close()
+			req, err := http.NewRequest("POST", srv.URL+"/2015-03-31/functions/"+tt.function+"/invocations",
+				strings.NewReader(string(echoEvent("INVOKE permissions", "", 0))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.invocationType != "" {
+				req.Header.Set("X-Amz-Invocation-Type", string(tt.invocationType))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || resp.Header.Get("X-Amzn-Errortype") != tt.wantType {
+				t.Fatalf("status %d type %q (%s), want %d %q", resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"), body, tt.wantStatus, tt.wantType)
+			}
+			if tt.wantType != "AccessDeniedException" {
+				return
+			}
+			want := `{"Type":"User","message":"User: ` + tt.principal + ` is not authorized to perform: lambda:InvokeFunction on resource: ` +
+				template.FunctionARN(tt.function) + ` because no resource-based policy allows the lambda:InvokeFunction action"}`
+			if string(body) != want {
+				t.Errorf("body %s\nwant %s", body, want)
+			}
+			if !strings.Contains(log.String(), "msg=invoke status=403 function="+tt.function) {
+				t.Errorf("no 403 request line in:\n%s", log.String())
+			}
+		})
+	}
+
+	// The AWS SDK sees Lambda's AccessDeniedException.
+	srv := httptest.NewServer(stack.NewLambdaAPI(ts.tmpl, ts.stack.Pools.Names(), stack.DevRelayRoleARN, ts.stack.Pools,
+		slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer srv.Close()
+	_, err = newLambdaClient(srv.URL).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("AuthFunction"), Payload: []byte(`{}`)})
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDeniedException" || !strings.HasPrefix(apiErr.ErrorMessage(), "User: "+stack.DevRelayRoleARN) {
+		t.Errorf("SDK error %v (%T), want AccessDeniedException naming the principal", err, err)
 	}
 }

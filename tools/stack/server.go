@@ -67,8 +67,13 @@ func (ps Pools) Close() {
 }
 
 // API serves a template's HttpApi the way API Gateway does: routes, the
-// Lambda authorizer with its cache, payload 2.0 events and responses.
+// Lambda authorizer with its cache, payload 2.0 events and responses. It
+// invokes a function or an authorizer only when one of the template's
+// Lambda permissions admits API Gateway for that route or authorizer;
+// without one it answers 500 {"message":"Internal Server Error"}, as API
+// Gateway does, and logs why.
 type API struct {
+	template    *template.Stack
 	router      *Router
 	authorizers map[string]*template.Authorizer
 	invoker     Invoker
@@ -88,6 +93,7 @@ type authVerdict struct {
 // NewAPI returns the handler for s's routes; log gets one line per request.
 func NewAPI(s *template.Stack, invoker Invoker, log *slog.Logger) *API {
 	return &API{
+		template:    s,
 		router:      NewRouter(s.Routes),
 		authorizers: s.Authorizers,
 		invoker:     invoker,
@@ -178,6 +184,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, now time.Time, entry
 		authContext = ctx
 	}
 
+	if !a.permitted(route.Function, template.RouteResource(route), "") {
+		return writeGateway(w, http.StatusInternalServerError, msgInternal, requestID)
+	}
 	payload, err := MarshalEvent(BuildEvent(req, authContext))
 	if err != nil {
 		a.log.Error("build event", "function", route.Function, "err", err)
@@ -250,6 +259,10 @@ func (a *API) authorize(ctx context.Context, req *Request, entry *logEntry) (int
 		identity = append(identity, strings.Join(v, ","))
 	}
 
+	if !a.permitted(az.Function, template.AuthorizerResource(az.Name), az.Name) {
+		return http.StatusInternalServerError, nil
+	}
+
 	// The cache key is a hash: the runner keeps no access token in memory.
 	var key [32]byte
 	caching := az.ReauthorizeEvery > 0 && len(identity) > 0
@@ -289,6 +302,22 @@ func (a *API) authorize(ctx context.Context, req *Request, entry *logEntry) (int
 		a.mu.Unlock()
 	}
 	return verdictStatus(v)
+}
+
+// permitted reports whether a Lambda permission lets API Gateway invoke
+// function for resource (a route's or an authorizer's); when none does it
+// logs why, as the 500 alone does not say.
+func (a *API) permitted(function, resource, authorizer string) bool {
+	caller := template.APIGatewayCaller(resource)
+	if _, ok := a.template.Allowing(function, caller); ok {
+		return true
+	}
+	attrs := []any{"function", function, "principal", caller.Principal, "source_arn", caller.SourceARN}
+	if authorizer != "" {
+		attrs = append(attrs, "hint", "SAM gives API Gateway permission to invoke an HttpApi Lambda authorizer only with EnableFunctionDefaultPermissions: true, or add an AWS::Lambda::Permission")
+	}
+	a.log.Error("no Lambda permission lets API Gateway invoke the function: AWS answers 500", attrs...)
+	return false
 }
 
 func verdictStatus(v authVerdict) (int, map[string]any) {

@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,10 @@ type Config struct {
 	Output io.Writer
 	// Verbose shows RIE's own log lines.
 	Verbose bool
+	// SealingKey is the development sealing key (base64 of 32 bytes) of
+	// the functions that seal with KMS in AWS (see LocalEnv); empty = the
+	// one kept in LocalDir/sealing-key, generated on first use.
+	SealingKey string
 }
 
 // Stack is a running set of function pools.
@@ -61,7 +66,9 @@ type Stack struct {
 	// DynamoDBEndpoints are the functions' AWS_ENDPOINT_URL_DYNAMODB by
 	// logical id: their IAM proxies, or Config.DynamoDBEndpoint with NoIAM.
 	DynamoDBEndpoints map[string]string
-	proxies           []*IAMProxy
+	// SealingKey is the development key the sealing functions got, if any.
+	SealingKey string
+	proxies    []*IAMProxy
 }
 
 // Start builds RIE and the functions and prepares one pool per function;
@@ -109,11 +116,19 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		c.CodeDir = filepath.Join(codeRoot, fn.CodeDir)
 		buildFns = append(buildFns, &c)
 	}
+	sealingKey := cfg.SealingKey
+	for _, fn := range fns {
+		if _, ok := fn.Env["KMS_KEY_ID"]; ok && sealingKey == "" {
+			if sealingKey, err = DevSealingKey(filepath.Join(cfg.LocalDir, "sealing-key")); err != nil {
+				return nil, fmt.Errorf("start stack: %w", err)
+			}
+		}
+	}
 	bootstraps, err := BuildFunctions(ctx, cfg.Root, filepath.Join(cfg.LocalDir, "build"), buildFns)
 	if err != nil {
 		return nil, fmt.Errorf("start stack: %w", err)
 	}
-	s := &Stack{Template: t, Pools: Pools{}, Bootstraps: map[string]string{}, DynamoDBEndpoints: map[string]string{}}
+	s := &Stack{Template: t, Pools: Pools{}, Bootstraps: map[string]string{}, DynamoDBEndpoints: map[string]string{}, SealingKey: sealingKey}
 	for _, fn := range fns {
 		bootstrap, err := filepath.Abs(bootstraps[fn.LogicalID])
 		if err != nil {
@@ -130,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			Name:         fn.LogicalID,
 			RIE:          rie,
 			Bootstrap:    bootstrap,
-			Env:          FunctionEnv(fn, filepath.Dir(bootstrap), endpoint),
+			Env:          FunctionEnv(fn, LocalEnv{TaskRoot: filepath.Dir(bootstrap), DynamoDBEndpoint: endpoint, SealingKey: sealingKey}),
 			Timeout:      fn.Timeout,
 			MaxInstances: cfg.MaxInstances,
 			Output:       cfg.Output,
@@ -167,14 +182,34 @@ func (s *Stack) Close() {
 	}
 }
 
+// LocalEnv is what a local run puts in a function's environment beyond
+// its template variables.
+type LocalEnv struct {
+	// TaskRoot is the folder of the function's bootstrap.
+	TaskRoot string
+	// DynamoDBEndpoint becomes AWS_ENDPOINT_URL_DYNAMODB, if set.
+	DynamoDBEndpoint string
+	// SealingKey becomes SEALING_KEY of every function whose template
+	// environment declares KMS_KEY_ID, and that KMS_KEY_ID becomes empty:
+	// in AWS those functions seal with the stack's KMS key; locally, as
+	// under sam local with the README's env file, with this development
+	// key (the functions take it only with AWS_SAM_LOCAL=true).
+	SealingKey string
+}
+
 // FunctionEnv is the environment of a function's RIE process (RIE hands it
-// to the function): the template's variables, then what Lambda sets, then
-// the local DynamoDB settings the AWS SDK reads by itself. Nothing of the
-// runner's own environment leaks in.
-func FunctionEnv(fn *template.Function, taskRoot, dynamoEndpoint string) []string {
+// to the function): the template's variables, then what Lambda sets, with
+// AWS_SAM_LOCAL=true as sam local sets it, the local sealing key (see
+// LocalEnv), then the local DynamoDB settings the AWS SDK reads by itself.
+// Nothing of the runner's own environment leaks in.
+func FunctionEnv(fn *template.Function, local LocalEnv) []string {
 	env := map[string]string{}
 	for k, v := range fn.Env {
 		env[k] = v
+	}
+	if _, ok := fn.Env["KMS_KEY_ID"]; ok {
+		env["KMS_KEY_ID"] = ""
+		env["SEALING_KEY"] = local.SealingKey
 	}
 	timeout := int(fn.Timeout / time.Second)
 	if timeout < 1 {
@@ -184,7 +219,7 @@ func FunctionEnv(fn *template.Function, taskRoot, dynamoEndpoint string) []strin
 		"PATH":                            "/usr/local/bin:/usr/bin:/bin",
 		"TZ":                              ":UTC",
 		"LANG":                            "en_US.UTF-8",
-		"LAMBDA_TASK_ROOT":                taskRoot,
+		"LAMBDA_TASK_ROOT":                local.TaskRoot,
 		"_HANDLER":                        "bootstrap",
 		"AWS_LAMBDA_FUNCTION_NAME":        fn.LogicalID,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(fn.MemorySize),
@@ -196,11 +231,12 @@ func FunctionEnv(fn *template.Function, taskRoot, dynamoEndpoint string) []strin
 		"AWS_DEFAULT_REGION":              ddblocal.Region,
 		"AWS_ACCESS_KEY_ID":               ddblocal.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":           ddblocal.SecretAccessKey,
+		"AWS_SAM_LOCAL":                   "true",
 	} {
 		env[k] = v
 	}
-	if dynamoEndpoint != "" {
-		env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamoEndpoint
+	if local.DynamoDBEndpoint != "" {
+		env["AWS_ENDPOINT_URL_DYNAMODB"] = local.DynamoDBEndpoint
 	}
 	out := make([]string, 0, len(env))
 	for k, v := range env {
@@ -208,6 +244,44 @@ func FunctionEnv(fn *template.Function, taskRoot, dynamoEndpoint string) []strin
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DevRelayRoleARN is the relay's role in a local run: the RelayRoleArn
+// parameter's value when the template leaves it empty and no override
+// names another (see LocalParameters), and the principal the local Lambda
+// Invoke API acts as by default (see InvokePrincipal).
+const DevRelayRoleARN = "arn:aws:iam::" + template.AccountID + ":role/local-relay"
+
+// relayRoleParameter is the template parameter naming the relay's role.
+const relayRoleParameter = "RelayRoleArn"
+
+// LocalParameters returns overrides plus the development values a local
+// run gives the parameters of the template at path that it leaves empty:
+// RelayRoleArn gets DevRelayRoleARN, so that the relay's permission on the
+// verify function exists locally. An override, even an empty one, wins.
+func LocalParameters(path string, overrides map[string]string) (map[string]string, error) {
+	params := map[string]string{}
+	for k, v := range overrides {
+		params[k] = v
+	}
+	empty, err := template.ParametersWithoutValue(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := params[relayRoleParameter]; !ok && slices.Contains(empty, relayRoleParameter) {
+		params[relayRoleParameter] = DevRelayRoleARN
+	}
+	return params, nil
+}
+
+// InvokePrincipal is who the local Lambda Invoke API acts as by default:
+// the relay's role, RelayRoleArn's value, else DevRelayRoleARN (the relay
+// still exists when the stack grants it nothing).
+func InvokePrincipal(t *template.Stack) string {
+	if v := t.Parameters[relayRoleParameter]; v != "" {
+		return v
+	}
+	return DevRelayRoleARN
 }
 
 // DynamoDBOptions say where DynamoDB Local is.

@@ -1,5 +1,5 @@
 // Package stacktest runs the project's stack (template.yaml) for end-to-end
-// tests: every function built and run under the local runner (internal/stack)
+// tests: every function built and run under the local runner (tools/stack)
 // against DynamoDB Local, the HTTP API and the Lambda Invoke API served on
 // free ports, and the helpers those tests share (issuing user access
 // tokens, calling the API, invoking VerifyTokenFunction, capturing logs).
@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +32,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/llmgw/token-service/internal/app"
 	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/token/dynamo"
@@ -72,9 +70,18 @@ type Options struct {
 	Functions []string
 	// MaxInstances per function (default 4).
 	MaxInstances int
-	// Overrides are template parameter values (SealingKey defaults to a
-	// fresh dev key).
+	// Overrides are template parameter values; RelayRoleArn defaults to
+	// stack.DevRelayRoleARN (stack.LocalParameters). The sealing functions
+	// get a fresh development key.
 	Overrides map[string]string
+	// BaseDir is the folder the template's CodeUris are relative to (and
+	// where the functions are built): default the template's folder. A
+	// test running a mutated copy of the project's template from a
+	// temporary folder sets it to the project's root.
+	BaseDir string
+	// InvokePrincipal is who the Lambda Invoke API acts as; default the
+	// relay's role (stack.InvokePrincipal).
+	InvokePrincipal string
 }
 
 // Stack is the running stack of a test.
@@ -145,24 +152,18 @@ func Start(t testing.TB, o Options) *Stack {
 	}
 	s.DB = ddblocal.NewClient(s.Endpoint)
 	localDir := t.TempDir()
-	params := map[string]string{}
-	for k, v := range o.Overrides {
-		params[k] = v
-	}
-	missing, err := template.ParametersWithoutValue(o.Template)
+	params, err := stack.LocalParameters(o.Template, o.Overrides)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := params["SealingKey"]; !ok && slices.Contains(missing, "SealingKey") {
-		key, err := stack.DevSealingKey(filepath.Join(localDir, "sealing-key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		params["SealingKey"] = key
+	root := o.BaseDir
+	if root == "" {
+		root = filepath.Dir(o.Template)
 	}
 	tmpl, err := template.Load(o.Template, template.Options{
 		ParameterOverrides: params,
 		TableNames:         map[string]string{"TokensTable": s.Table},
+		BaseDir:            o.BaseDir,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func Start(t testing.TB, o Options) *Stack {
 	})
 	st, err := stack.Start(ctx, stack.Config{
 		Template:         tmpl,
-		Root:             filepath.Dir(o.Template),
+		Root:             root,
 		LocalDir:         localDir,
 		DynamoDBEndpoint: s.Endpoint,
 		Functions:        o.Functions,
@@ -195,31 +196,37 @@ func Start(t testing.TB, o Options) *Stack {
 	api.Config.MaxHeaderBytes = 4 << 20
 	api.Start()
 	t.Cleanup(api.Close)
-	lam := httptest.NewServer(stack.NewLambdaAPI(st.Pools.Names(), s.Invocations, log.With("api", "lambda")))
+	principal := o.InvokePrincipal
+	if principal == "" {
+		principal = stack.InvokePrincipal(tmpl)
+	}
+	lam := httptest.NewServer(stack.NewLambdaAPI(tmpl, st.Pools.Names(), principal, s.Invocations, log.With("api", "lambda")))
 	t.Cleanup(lam.Close)
 	s.APIURL, s.LambdaURL = api.URL, lam.URL
 	return s
 }
 
-// Store returns a store of the stack's table (no sealing: it cannot read
-// sealed keys, only what admin commands do).
-func (s *Stack) Store(t testing.TB) *dynamo.Store {
+// AccessTokens returns the access token store of the stack's table, what
+// admin commands write.
+func (s *Stack) AccessTokens(t testing.TB) *dynamo.AccessTokens {
 	t.Helper()
-	store, err := dynamo.New(dynamo.Config{Client: s.DB, Table: s.Table, Sealer: app.NoSealer{}})
+	return accessTokens(t, s.DB, s.Table)
+}
+
+func accessTokens(t testing.TB, client dynamo.API, table string) *dynamo.AccessTokens {
+	t.Helper()
+	core, err := dynamo.NewCore(client, table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store
+	return dynamo.NewAccessTokens(core)
 }
 
 // IssueToken stores a new access token for user in table the way cmd/admin
 // does, and returns it.
 func IssueToken(t testing.TB, endpoint, table, user string) string {
 	t.Helper()
-	store, err := dynamo.New(dynamo.Config{Client: ddblocal.NewClient(endpoint), Table: table, Sealer: app.NoSealer{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := accessTokens(t, ddblocal.NewClient(endpoint), table)
 	tok, err := auth.NewAccessToken()
 	if err != nil {
 		t.Fatal(err)

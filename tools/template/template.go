@@ -1,9 +1,11 @@
 // Package template reads the project's AWS SAM template.yaml into what the
 // local stack runner needs: parameters, functions (with Globals merged and
-// intrinsics resolved), the HttpApi's routes and authorizers, and the
-// DynamoDB table. It parses with goformation and cross-checks the routes
-// against a plain YAML reading, because goformation silently drops an event
-// with a property it does not know.
+// intrinsics resolved), the HttpApi's routes and authorizers, the DynamoDB
+// table, each function's DynamoDB policy statements and the Lambda
+// permissions a deployment would have (see Permission). It parses with
+// goformation and cross-checks the routes against a plain YAML reading,
+// because goformation silently drops an event with a property it does not
+// know.
 package template
 
 import (
@@ -41,9 +43,11 @@ const (
 
 // Resource types the loader knows.
 const (
-	typeFunction = "AWS::Serverless::Function"
-	typeHTTPAPI  = "AWS::Serverless::HttpApi"
-	typeTable    = "AWS::DynamoDB::Table"
+	typeFunction   = "AWS::Serverless::Function"
+	typeHTTPAPI    = "AWS::Serverless::HttpApi"
+	typeTable      = "AWS::DynamoDB::Table"
+	typePermission = "AWS::Lambda::Permission"
+	typeRole       = "AWS::IAM::Role"
 )
 
 // AuthNone is the event-level Auth.Authorizer value that turns the default
@@ -59,6 +63,10 @@ type Options struct {
 	// resolves to it); a table not listed gets its TableName property, else
 	// its logical id.
 	TableNames map[string]string
+	// BaseDir is the folder CodeUris are relative to, as sam's --base-dir;
+	// default the template's folder. It lets a test load a mutated copy of
+	// the template kept elsewhere.
+	BaseDir string
 }
 
 // Stack is what a template declares, resolved for local use.
@@ -71,11 +79,18 @@ type Stack struct {
 	Functions map[string]*Function
 	// Routes are every HttpApi event, sorted by path then method.
 	Routes []Route
+	// APILogicalID is the HttpApi's logical id (SAM's ServerlessHttpApi
+	// when the template declares none).
+	APILogicalID string
 	// Authorizers of the HttpApi by name; DefaultAuthorizer may be empty.
 	Authorizers       map[string]*Authorizer
 	DefaultAuthorizer string
 	// Tables by logical id.
 	Tables map[string]*Table
+	// Permissions are the Lambda resource-based policy statements a
+	// deployment of the template gives its functions, sorted by function
+	// then logical id; see Permission.
+	Permissions []Permission
 }
 
 // Function is one AWS::Serverless::Function.
@@ -84,7 +99,9 @@ type Function struct {
 	// CodeURI as written (e.g. "functions/get-token/") and its folder
 	// relative to the template's directory, cleaned (e.g. "functions/get-token").
 	CodeURI, CodeDir string
-	// Env is the environment from Globals and the function, refs resolved.
+	// Env is the environment from Globals and the function, refs resolved
+	// (a value the runner cannot resolve locally, such as a KMS key's ARN,
+	// is empty).
 	Env        map[string]string
 	Timeout    time.Duration
 	MemorySize int
@@ -124,6 +141,9 @@ type Authorizer struct {
 	IdentityQueryStrings []string
 	// ReauthorizeEvery is how long a verdict is cached per identity; 0 = never.
 	ReauthorizeEvery time.Duration
+	// DefaultPermissions is EnableFunctionDefaultPermissions: only then does
+	// SAM give API Gateway permission to invoke the authorizer function.
+	DefaultPermissions bool
 }
 
 // Table is one AWS::DynamoDB::Table.
@@ -136,6 +156,12 @@ type Table struct {
 // FunctionARN is the local ARN of a function (what !GetAtt F.Arn gives).
 func FunctionARN(logicalID string) string {
 	return "arn:aws:lambda:" + Region + ":" + AccountID + ":function:" + logicalID
+}
+
+// RoleARN is the local ARN of an IAM role (what !GetAtt R.Arn gives for
+// an AWS::IAM::Role of the template, or the relay's role in a local run).
+func RoleARN(name string) string {
+	return "arn:aws:iam::" + AccountID + ":role/" + name
 }
 
 // TableARN is the local ARN of a table.
@@ -155,6 +181,9 @@ func Load(path string, opts Options) (*Stack, error) {
 	}
 	s.Path = path
 	s.Dir = filepath.Dir(path)
+	if opts.BaseDir != "" {
+		s.Dir = opts.BaseDir
+	}
 	return s, nil
 }
 
@@ -166,6 +195,7 @@ type rawTemplate struct {
 	} `yaml:"Parameters"`
 	Resources map[string]struct {
 		Type       string `yaml:"Type"`
+		Condition  string `yaml:"Condition"`
 		Properties struct {
 			TableName any `yaml:"TableName"`
 			Events    map[string]struct {
@@ -207,7 +237,11 @@ func parse(data []byte, opts Options) (*Stack, error) {
 	for id, res := range raw.Resources {
 		r.types[id] = res.Type
 	}
-	tmpl, err := goformation.ParseYAMLWithOptions(data, &intrinsics.ProcessorOptions{
+	served, err := servedPart(data)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := goformation.ParseYAMLWithOptions(served, &intrinsics.ProcessorOptions{
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 			"Ref":        r.ref,
 			"Fn::GetAtt": r.getAtt,
@@ -241,10 +275,86 @@ func parse(data []byte, opts Options) (*Stack, error) {
 	if err := s.checkRoutes(raw); err != nil {
 		return nil, err
 	}
+	if err := s.loadPermissions(data, r); err != nil {
+		return nil, err
+	}
 	for id, t := range tmpl.GetAllDynamoDBTableResources() {
 		s.Tables[id] = &Table{LogicalID: id, Name: tableNames[id], Resource: t}
 	}
 	return s, nil
+}
+
+// servedProperties are the properties the runner reads through goformation,
+// by resource type ("Globals/Function" for Globals). Every other property,
+// and every resource of another type, is left out of goformation's input:
+// goformation refuses a property it does not know (LoggingConfig, say) and
+// a parameter's string in a numeric field (RetentionInDays: !Ref Days),
+// neither of which the runner needs. Policies and Lambda permissions are
+// read from the plain YAML.
+var servedProperties = map[string]map[string]bool{
+	typeFunction:       {"CodeUri": true, "Environment": true, "Timeout": true, "MemorySize": true, "Events": true, "Handler": true, "Runtime": true},
+	"Globals/Function": {"Environment": true, "Timeout": true, "MemorySize": true, "Handler": true, "Runtime": true},
+	typeHTTPAPI:        {"Auth": true},
+	typeTable:          nil, // every property: the table is created from them
+}
+
+// servedPart returns the template with only what goformation is to read
+// (see servedProperties).
+func servedPart(data []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("read yaml: %w", err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("read yaml: the template is not a mapping")
+	}
+	root := doc.Content[0]
+	keepKeys(root, map[string]bool{"AWSTemplateFormatVersion": true, "Transform": true, "Parameters": true,
+		"Conditions": true, "Mappings": true, "Globals": true, "Resources": true})
+	if g := mapGet(root, "Globals"); g != nil {
+		keepKeys(g, map[string]bool{"Function": true})
+		if fn := mapGet(g, "Function"); fn != nil {
+			keepKeys(fn, servedProperties["Globals/Function"])
+		}
+	}
+	if res := mapGet(root, "Resources"); res != nil && res.Kind == yaml.MappingNode {
+		var kept []*yaml.Node
+		for i := 0; i+1 < len(res.Content); i += 2 {
+			r := res.Content[i+1]
+			typ := mapGet(r, "Type")
+			if typ == nil {
+				continue
+			}
+			props, served := servedProperties[typ.Value]
+			if !served {
+				continue
+			}
+			if p := mapGet(r, "Properties"); p != nil && props != nil {
+				keepKeys(p, props)
+			}
+			kept = append(kept, res.Content[i], r)
+		}
+		res.Content = kept
+	}
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return nil, fmt.Errorf("write yaml: %w", err)
+	}
+	return out, nil
+}
+
+// keepKeys removes from a mapping node every key not in keep.
+func keepKeys(n *yaml.Node, keep map[string]bool) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+	var kept []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if keep[n.Content[i].Value] {
+			kept = append(kept, n.Content[i], n.Content[i+1])
+		}
+	}
+	n.Content = kept
 }
 
 // resolveParameters applies overrides to defaults; every parameter must end
@@ -370,10 +480,12 @@ func (r *resolver) getAtt(_ string, input any, _ any) any {
 		return TableARN(r.tables[id]) + "/stream/1970-01-01T00:00:00.000"
 	case r.types[id] == typeFunction && attr == "Arn":
 		return FunctionARN(id)
+	case r.types[id] == typeRole && attr == "Arn":
+		return RoleARN(id)
 	case r.types[id] == "":
 		r.errs = append(r.errs, fmt.Errorf("resolve !GetAtt %s.%s: no such resource", id, attr))
 	}
-	// Attributes the runner does not use (IAM role ARNs, ...) stay unresolved.
+	// Attributes the runner does not use (KMS key ARNs, ...) stay unresolved.
 	return nil
 }
 
@@ -428,11 +540,12 @@ func (s *Stack) loadFunctions(tmpl *cloudformation.Template) error {
 
 // authorizerJSON is one entry of HttpApi Auth.Authorizers.
 type authorizerJSON struct {
-	FunctionArn                    string
-	AuthorizerPayloadFormatVersion any
-	EnableSimpleResponses          bool
-	JwtConfiguration               any
-	Identity                       struct {
+	FunctionArn                      string
+	AuthorizerPayloadFormatVersion   any
+	EnableSimpleResponses            bool
+	EnableFunctionDefaultPermissions any
+	JwtConfiguration                 any
+	Identity                         struct {
 		Headers          []string
 		QueryStrings     []string
 		ReauthorizeEvery any
@@ -444,7 +557,9 @@ func (s *Stack) loadAPI(tmpl *cloudformation.Template) error {
 	if len(apis) > 1 {
 		return fmt.Errorf("the runner serves one AWS::Serverless::HttpApi, the template has %d", len(apis))
 	}
+	s.APILogicalID = "ServerlessHttpApi"
 	for id, api := range apis {
+		s.APILogicalID = id
 		if api.Auth == nil {
 			continue
 		}
@@ -484,6 +599,11 @@ func (s *Stack) loadAPI(tmpl *cloudformation.Template) error {
 			if len(a.Identity.Headers)+len(a.Identity.QueryStrings) == 0 && every > 0 {
 				return fmt.Errorf("authorizer %s: caching (ReauthorizeEvery) needs an identity source", name)
 			}
+			// SAM takes a boolean only (a !Ref fails its validation).
+			defaultPermissions, ok := a.EnableFunctionDefaultPermissions.(bool)
+			if !ok && a.EnableFunctionDefaultPermissions != nil {
+				return fmt.Errorf("authorizer %s: EnableFunctionDefaultPermissions %v: SAM wants true or false", name, a.EnableFunctionDefaultPermissions)
+			}
 			s.Authorizers[name] = &Authorizer{
 				Name:                 name,
 				Function:             fn,
@@ -492,6 +612,7 @@ func (s *Stack) loadAPI(tmpl *cloudformation.Template) error {
 				IdentityHeaders:      a.Identity.Headers,
 				IdentityQueryStrings: a.Identity.QueryStrings,
 				ReauthorizeEvery:     time.Duration(every * float64(time.Second)),
+				DefaultPermissions:   defaultPermissions,
 			}
 		}
 	}
@@ -580,7 +701,7 @@ func ParametersWithoutDefault(path string) ([]string, error) {
 
 // ParametersWithoutValue lists the parameters of the template at path
 // whose default is missing or empty, sorted: those a local run may have
-// to supply (an optional SealingKey, for one).
+// to supply (the relay's RelayRoleArn, for one).
 func ParametersWithoutValue(path string) ([]string, error) {
 	return parametersWhere(path, func(def any) bool { return def == nil || scalarString(def) == "" })
 }

@@ -2,7 +2,6 @@ package kmsseal
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
@@ -201,16 +200,9 @@ func (s *KMS) remember(dk *dataKey) {
 // plaintext.
 func newDataKey(plaintext, wrapped []byte) (*dataKey, error) {
 	defer clear(plaintext)
-	if len(plaintext) != 32 {
-		return nil, fmt.Errorf("seal: data key must be 32 bytes, got %d", len(plaintext))
-	}
-	block, err := aes.NewCipher(plaintext)
+	aead, err := seal.NewAEAD(plaintext)
 	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
+		return nil, fmt.Errorf("data key: %w", err)
 	}
 	return &dataKey{wrapped: append([]byte(nil), wrapped...), aead: aead}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -13,9 +14,22 @@ import (
 	"github.com/llmgw/token-service/internal/auth"
 )
 
+// AccessTokens keeps user access tokens (auth.Store), what the authorizer
+// reads and cmd/admin writes, and the user's disabled flag, which refuses
+// both their access tokens and their keys.
+type AccessTokens struct {
+	core *Core
+	now  func() time.Time
+}
+
+var _ auth.Store = (*AccessTokens)(nil)
+
+// NewAccessTokens returns the access token store over core.
+func NewAccessTokens(core *Core) *AccessTokens { return &AccessTokens{core: core, now: time.Now} }
+
 // PutAccessToken stores the hash of a new user access token for p. It never
 // replaces an existing item.
-func (s *Store) PutAccessToken(ctx context.Context, hash string, p auth.Principal) error {
+func (s *AccessTokens) PutAccessToken(ctx context.Context, hash string, p auth.Principal) error {
 	if hash == "" {
 		return errors.New("put access token: empty hash")
 	}
@@ -41,8 +55,8 @@ func (s *Store) PutAccessToken(ctx context.Context, hash string, p auth.Principa
 	if err != nil {
 		return fmt.Errorf("put access token: %w", err)
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(s.table),
+	_, err = s.core.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(s.core.table),
 		Item:                     av,
 		ConditionExpression:      expr.Condition(),
 		ExpressionAttributeNames: expr.Names(),
@@ -60,23 +74,19 @@ func (s *Store) PutAccessToken(ctx context.Context, hash string, p auth.Principa
 // hash, read strongly consistently, then its user's disabled flag (a second
 // strongly consistent GetItem, of the meta item): auth.ErrUnknown for an
 // unknown or revoked token, auth.ErrDisabled for a disabled user's.
-func (s *Store) LookupAccessToken(ctx context.Context, hash string) (auth.Principal, error) {
+func (s *AccessTokens) LookupAccessToken(ctx context.Context, hash string) (auth.Principal, error) {
 	if hash == "" {
 		return auth.Principal{}, fmt.Errorf("lookup access token: %w", auth.ErrUnknown)
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            itemKey(accessPK(hash), accessSK),
-		ConsistentRead: aws.Bool(true),
-	})
+	av, err := s.core.getItem(ctx, itemKey(accessPK(hash), accessSK))
 	if err != nil {
 		return auth.Principal{}, fmt.Errorf("lookup access token: %w", err)
 	}
-	if len(out.Item) == 0 {
+	if av == nil {
 		return auth.Principal{}, fmt.Errorf("lookup access token: %w", auth.ErrUnknown)
 	}
 	var it accessItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 		return auth.Principal{}, fmt.Errorf("lookup access token: decode: %w", err)
 	}
 	if it.Status != statusActive || it.UserID == "" {
@@ -94,42 +104,49 @@ func (s *Store) LookupAccessToken(ctx context.Context, hash string) (auth.Princi
 
 // userDisabled reads the disabled flag of the user's meta item, strongly
 // consistently, so that disabling a user refuses their next request. A
-// missing meta item is a user that is not disabled.
-func (s *Store) userDisabled(ctx context.Context, userID string) (bool, error) {
+// missing meta item is a user that is not disabled. The whole item is read
+// (a few numbers: the read costs what the flag alone would).
+func (s *AccessTokens) userDisabled(ctx context.Context, userID string) (bool, error) {
 	if err := checkUser(userID); err != nil {
 		return false, fmt.Errorf("read user meta: %w", err)
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      metaKey(userID),
-		ConsistentRead:           aws.Bool(true),
-		ProjectionExpression:     aws.String("#d"),
-		ExpressionAttributeNames: map[string]string{"#d": attrDisabled},
-	})
+	m, err := s.core.readMeta(ctx, userID)
 	if err != nil {
-		return false, fmt.Errorf("read user meta: %w", err)
-	}
-	var m struct {
-		Disabled bool `dynamodbav:"disabled"`
-	}
-	if err := attributevalue.UnmarshalMap(out.Item, &m); err != nil {
-		return false, fmt.Errorf("read user meta: decode: %w", err)
+		return false, err
 	}
 	return m.Disabled, nil
 }
 
 // RevokeAccessToken deletes the access token with hash; an unknown hash is
 // not an error.
-func (s *Store) RevokeAccessToken(ctx context.Context, hash string) error {
+func (s *AccessTokens) RevokeAccessToken(ctx context.Context, hash string) error {
 	if hash == "" {
 		return nil
 	}
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(s.table),
+	_, err := s.core.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(s.core.table),
 		Key:       itemKey(accessPK(hash), accessSK),
 	})
 	if err != nil {
 		return fmt.Errorf("revoke access token: %w", err)
+	}
+	return nil
+}
+
+// SetUserDisabled sets the user's disabled flag on their meta item (made if
+// missing): a disabled user's access tokens are refused, and their keys
+// verify as "disabled", whatever their tokens' status.
+func (s *AccessTokens) SetUserDisabled(ctx context.Context, userID string, disabled bool) error {
+	if err := checkUser(userID); err != nil {
+		return fmt.Errorf("set user disabled: %w", err)
+	}
+	expr, err := expression.NewBuilder().
+		WithUpdate(expression.Set(expression.Name(attrDisabled), expression.Value(disabled))).Build()
+	if err != nil {
+		return fmt.Errorf("set user disabled: %w", err)
+	}
+	if _, err := s.core.db.UpdateItem(ctx, s.core.updateInput(metaKey(userID), expr)); err != nil {
+		return fmt.Errorf("set user disabled: %w", err)
 	}
 	return nil
 }

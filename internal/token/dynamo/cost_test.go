@@ -9,7 +9,6 @@ import (
 
 	"github.com/llmgw/token-service/internal/ddbcount"
 	"github.com/llmgw/token-service/internal/token"
-	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
 // TestRequestsPerOperation pins the DynamoDB work of each store method, counted
@@ -19,19 +18,13 @@ func TestRequestsPerOperation(t *testing.T) {
 	for _, existing := range []int{1, 120} {
 		e := newEnv(t, 1000)
 		var counter ddbcount.Counter
-		store, err := dynamo.New(dynamo.Config{
-			Client: dynamodb.New(e.client.Options(), counter.Option),
-			Table:  e.table, Sealer: e.sealer, MaxTokensPerUser: 1000,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		store := newParts(t, dynamodb.New(e.client.Options(), counter.Option), e.table, e.sealer, 1000)
 		ctx := context.Background()
 		const user = "cost-user"
 		var created []token.Token
 		for len(created) < existing {
 			n := min(existing-len(created), token.MaxCount)
-			created = append(created, mustCreate(t, store, user, mustTokens(t, user, spec("t", n)))...)
+			created = append(created, mustCreate(t, store.tokens, user, mustTokens(t, user, spec("t", n)))...)
 		}
 		newest := created[len(created)-1]
 		rename := "renamed"
@@ -42,34 +35,34 @@ func TestRequestsPerOperation(t *testing.T) {
 			run  func() error
 			want map[string]int
 		}{
-			{"get", func() error { _, err := store.Get(ctx, user, newest.ID); return err },
+			{"get", func() error { _, err := store.tokens.Get(ctx, user, newest.ID); return err },
 				map[string]int{"GetItem": 1}},
-			{"list page 1", func() error { _, err := store.List(ctx, user, 1, 20); return err },
+			{"list page 1", func() error { _, err := store.tokens.List(ctx, user, 1, 20); return err },
 				map[string]int{"Query": 1}},
 			{"list far past the end", func() error {
-				p, err := store.List(ctx, user, 100000, 100)
+				p, err := store.tokens.List(ctx, user, 100000, 100)
 				if err == nil && (len(p.Items) != 0 || p.Total != existing) {
 					t.Errorf("page past the end = %d items, total %d", len(p.Items), p.Total)
 				}
 				return err
 			}, map[string]int{"Query": 1}},
 			{"create", func() error {
-				_, err := store.Create(ctx, user, mustTokens(t, user, spec("c", 1)))
+				_, err := store.tokens.Create(ctx, user, mustTokens(t, user, spec("c", 1)))
 				return err
 			}, map[string]int{"GetItem": 1, "TransactWriteItems": 1}},
 			{"update", func() error {
-				_, err := store.Update(ctx, user, newest.ID, token.Patch{Name: &rename}, now)
+				_, err := store.tokens.Update(ctx, user, newest.ID, token.Patch{Name: &rename}, now)
 				return err
 			}, map[string]int{"UpdateItem": 1}},
 			{"status-only update", func() error {
-				_, err := store.Update(ctx, user, newest.ID, token.Patch{Status: &disable}, now)
+				_, err := store.tokens.Update(ctx, user, newest.ID, token.Patch{Status: &disable}, now)
 				return err
 			}, map[string]int{"UpdateItem": 1}},
 			{"search by exact key", func() error {
-				_, err := store.Search(ctx, user, token.SearchQuery{Key: newest.Key}, 100)
+				_, err := store.tokens.Search(ctx, user, token.SearchQuery{Key: newest.Key}, 100)
 				return err
 			}, map[string]int{"GetItem": 2}},
-			{"delete", func() error { return store.Delete(ctx, user, newest.ID) },
+			{"delete", func() error { return store.tokens.Delete(ctx, user, newest.ID) },
 				map[string]int{"GetItem": 1, "TransactWriteItems": 1}},
 		}
 		for _, tt := range tests {

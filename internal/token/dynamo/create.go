@@ -3,7 +3,6 @@ package dynamo
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -14,11 +13,16 @@ import (
 	"github.com/llmgw/token-service/internal/token"
 )
 
+// maxTxTokens is the most tokens one transaction creates: each token has
+// its lookup item and the meta item is one more action, and a transaction
+// holds at most 100.
+const maxTxTokens = token.MaxCount
+
 // Create stores tokens for userID: one strongly consistent read of the meta
 // item, then one transaction that puts every token and its key lookup item and
 // moves the meta item's id counter and count, conditioned on the counter it
 // read. A transaction that lost a race is re-read and retried.
-func (s *Store) Create(ctx context.Context, userID string, tokens []token.Token) ([]token.Token, error) {
+func (s *Tokens) Create(ctx context.Context, userID string, tokens []token.Token) ([]token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return nil, fmt.Errorf("create token: %w", err)
 	}
@@ -37,7 +41,7 @@ func (s *Store) Create(ctx context.Context, userID string, tokens []token.Token)
 	}
 
 	for attempt := 1; ; attempt++ {
-		meta, err := s.readMeta(ctx, userID)
+		meta, err := s.core.readMeta(ctx, userID)
 		if err != nil {
 			return nil, fmt.Errorf("create token: %w", err)
 		}
@@ -48,7 +52,7 @@ func (s *Store) Create(ctx context.Context, userID string, tokens []token.Token)
 		if err != nil {
 			return nil, fmt.Errorf("create token: %w", err)
 		}
-		_, err = s.db.TransactWriteItems(ctx, in)
+		_, err = s.core.db.TransactWriteItems(ctx, in)
 		if err == nil {
 			return created, nil
 		}
@@ -64,10 +68,10 @@ func (s *Store) Create(ctx context.Context, userID string, tokens []token.Token)
 		if reasonCode(reasons, 2*n) != reasonConditionFailed && !hasReason(reasons, reasonConflict) {
 			return nil, fmt.Errorf("create token: transaction cancelled: %s", describeReasons(reasons))
 		}
-		if attempt >= s.retry.attempts {
+		if attempt >= s.core.retry.attempts {
 			return nil, fmt.Errorf("create token: %w", errRetriesExhausted)
 		}
-		if err := s.retry.wait(ctx, attempt); err != nil {
+		if err := s.core.retry.wait(ctx, attempt); err != nil {
 			return nil, fmt.Errorf("create token: %w", err)
 		}
 	}
@@ -75,7 +79,7 @@ func (s *Store) Create(ctx context.Context, userID string, tokens []token.Token)
 
 // createTx builds the transaction of one create attempt on top of meta, and
 // the tokens it stores as Create returns them (with their full keys).
-func (s *Store) createTx(ctx context.Context, userID string, tokens []token.Token, meta metaItem) (*dynamodb.TransactWriteItemsInput, []token.Token, error) {
+func (s *Tokens) createTx(ctx context.Context, userID string, tokens []token.Token, meta metaItem) (*dynamodb.TransactWriteItemsInput, []token.Token, error) {
 	n := len(tokens)
 	items := make([]types.TransactWriteItem, 0, 2*n+1)
 	lookups := make([]types.TransactWriteItem, 0, n)
@@ -98,7 +102,7 @@ func (s *Store) createTx(ctx context.Context, userID string, tokens []token.Toke
 			return nil, nil, fmt.Errorf("marshal token: %w", err)
 		}
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
-			TableName:                aws.String(s.table),
+			TableName:                aws.String(s.core.table),
 			Item:                     av,
 			ConditionExpression:      notExists.Condition(),
 			ExpressionAttributeNames: notExists.Names(),
@@ -108,7 +112,7 @@ func (s *Store) createTx(ctx context.Context, userID string, tokens []token.Toke
 			return nil, nil, fmt.Errorf("marshal key lookup: %w", err)
 		}
 		lookups = append(lookups, types.TransactWriteItem{Put: &types.Put{
-			TableName:                aws.String(s.table),
+			TableName:                aws.String(s.core.table),
 			Item:                     lav,
 			ConditionExpression:      notExists.Condition(),
 			ExpressionAttributeNames: notExists.Names(),
@@ -137,7 +141,7 @@ func (s *Store) createTx(ctx context.Context, userID string, tokens []token.Toke
 		return nil, nil, err
 	}
 	items = append(items, types.TransactWriteItem{Update: &types.Update{
-		TableName:                 aws.String(s.table),
+		TableName:                 aws.String(s.core.table),
 		Key:                       metaKey(userID),
 		UpdateExpression:          expr.Update(),
 		ConditionExpression:       expr.Condition(),
@@ -145,50 +149,4 @@ func (s *Store) createTx(ctx context.Context, userID string, tokens []token.Toke
 		ExpressionAttributeValues: expr.Values(),
 	}})
 	return &dynamodb.TransactWriteItemsInput{TransactItems: items}, created, nil
-}
-
-// readMeta reads the user's meta item strongly consistently; a user without
-// one has the zero metaItem.
-func (s *Store) readMeta(ctx context.Context, userID string) (metaItem, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            metaKey(userID),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return metaItem{}, fmt.Errorf("read user meta: %w", err)
-	}
-	var m metaItem
-	if len(out.Item) == 0 {
-		return m, nil
-	}
-	if err := attributevalue.UnmarshalMap(out.Item, &m); err != nil {
-		return metaItem{}, fmt.Errorf("decode user meta: %w", err)
-	}
-	return m, nil
-}
-
-func itemKey(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		PartitionKey: &types.AttributeValueMemberS{Value: pk},
-		SortKey:      &types.AttributeValueMemberS{Value: sk},
-	}
-}
-
-func metaKey(userID string) map[string]types.AttributeValue {
-	return itemKey(userPK(userID), metaSK)
-}
-
-func tokenKey(userID string, id int64) map[string]types.AttributeValue {
-	return itemKey(userPK(userID), tokenSK(id))
-}
-
-// describeReasons lists the codes of a cancelled transaction, for errors.
-// It never includes item contents.
-func describeReasons(reasons []types.CancellationReason) string {
-	codes := make([]string, len(reasons))
-	for i := range reasons {
-		codes[i] = reasonCode(reasons, i)
-	}
-	return "[" + strings.Join(codes, " ") + "]"
 }

@@ -25,7 +25,7 @@ type victim struct {
 
 // Delete removes one token, its key lookup item and one from the user's
 // count in one transaction, after a strongly consistent read of its key hash.
-func (s *Store) Delete(ctx context.Context, userID string, id int64) error {
+func (s *Tokens) Delete(ctx context.Context, userID string, id int64) error {
 	if err := checkUser(userID); err != nil {
 		return fmt.Errorf("delete token: %w", err)
 	}
@@ -50,7 +50,7 @@ const maxDeleteTx = 33
 // DeleteMany removes the user's tokens among ids, maxDeleteTx per
 // transaction, and returns how many it removed. Ids the user does not own
 // (or that a concurrent call removed first) are skipped.
-func (s *Store) DeleteMany(ctx context.Context, userID string, ids []int64) (int, error) {
+func (s *Tokens) DeleteMany(ctx context.Context, userID string, ids []int64) (int, error) {
 	if err := checkUser(userID); err != nil {
 		return 0, fmt.Errorf("delete tokens: %w", err)
 	}
@@ -68,7 +68,7 @@ func (s *Store) DeleteMany(ctx context.Context, userID string, ids []int64) (int
 // deleteVictims deletes the existing tokens among ids and returns how many
 // it deleted. A transaction cancelled because a token vanished (or by a
 // conflict) is retried with a fresh read of its chunk.
-func (s *Store) deleteVictims(ctx context.Context, userID string, ids []int64) (int, error) {
+func (s *Tokens) deleteVictims(ctx context.Context, userID string, ids []int64) (int, error) {
 	deleted := 0
 	for start := 0; start < len(ids); start += maxDeleteTx {
 		chunk := ids[start:min(start+maxDeleteTx, len(ids))]
@@ -101,10 +101,10 @@ func (s *Store) deleteVictims(ctx context.Context, userID string, ids []int64) (
 			if !vanished && !hasReason(reasons, reasonConflict) {
 				return deleted, fmt.Errorf("transaction cancelled: %s", describeReasons(reasons))
 			}
-			if attempt >= s.retry.attempts {
+			if attempt >= s.core.retry.attempts {
 				return deleted, errRetriesExhausted
 			}
-			if err := s.retry.wait(ctx, attempt); err != nil {
+			if err := s.core.retry.wait(ctx, attempt); err != nil {
 				return deleted, err
 			}
 			// Only the ids still present are worth reading again.
@@ -125,7 +125,7 @@ func victimIDs(vs []victim) []int64 {
 // deleteTx deletes victims in one transaction: each token conditioned on the
 // key hash read (so a vanished or replaced token cancels it), each lookup
 // item, and the count on the meta item.
-func (s *Store) deleteTx(ctx context.Context, userID string, victims []victim) error {
+func (s *Tokens) deleteTx(ctx context.Context, userID string, victims []victim) error {
 	n := len(victims)
 	items := make([]types.TransactWriteItem, 0, 2*n+1)
 	lookups := make([]types.TransactWriteItem, 0, n)
@@ -136,20 +136,20 @@ func (s *Store) deleteTx(ctx context.Context, userID string, victims []victim) e
 			return err
 		}
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
-			TableName:                 aws.String(s.table),
+			TableName:                 aws.String(s.core.table),
 			Key:                       tokenKey(userID, v.id),
 			ConditionExpression:       expr.Condition(),
 			ExpressionAttributeNames:  expr.Names(),
 			ExpressionAttributeValues: expr.Values(),
 		}})
 		lookups = append(lookups, types.TransactWriteItem{Delete: &types.Delete{
-			TableName: aws.String(s.table),
-			Key:       itemKey(keyPK(v.keyHash), keySK),
+			TableName: aws.String(s.core.table),
+			Key:       lookupKey(v.keyHash),
 		}})
 		if v.prevKeyHash != "" && v.prevKeyHash != v.keyHash {
 			lookups = append(lookups, types.TransactWriteItem{Delete: &types.Delete{
-				TableName: aws.String(s.table),
-				Key:       itemKey(keyPK(v.prevKeyHash), keySK),
+				TableName: aws.String(s.core.table),
+				Key:       lookupKey(v.prevKeyHash),
 			}})
 		}
 	}
@@ -163,43 +163,42 @@ func (s *Store) deleteTx(ctx context.Context, userID string, victims []victim) e
 		return err
 	}
 	items = append(items, types.TransactWriteItem{Update: &types.Update{
-		TableName:                 aws.String(s.table),
+		TableName:                 aws.String(s.core.table),
 		Key:                       metaKey(userID),
 		UpdateExpression:          expr.Update(),
 		ConditionExpression:       expr.Condition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 	}})
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	_, err = s.core.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	return err
 }
 
 // readKeyHashes reads, strongly consistently, which of ids (at most 100)
 // the user owns and their key hashes, in the order of ids.
-func (s *Store) readKeyHashes(ctx context.Context, userID string, ids []int64) ([]victim, error) {
+func (s *Tokens) readKeyHashes(ctx context.Context, userID string, ids []int64) ([]victim, error) {
 	if len(ids) == 1 {
 		// One id: a GetItem, as cheap and simpler to trace than a batch.
-		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:      aws.String(s.table),
-			Key:            tokenKey(userID, ids[0]),
-			ConsistentRead: aws.Bool(true),
-		})
+		av, err := s.core.getItem(ctx, tokenKey(userID, ids[0]))
 		if err != nil {
 			return nil, fmt.Errorf("read token: %w", err)
 		}
-		if len(out.Item) == 0 {
+		if av == nil {
 			return nil, nil
 		}
-		v, err := decodeVictim(out.Item)
+		v, err := decodeVictim(av)
 		if err != nil {
 			return nil, err
 		}
 		return []victim{v}, nil
 	}
 
-	proj := expression.NamesList(expression.Name(PartitionKey), expression.Name(SortKey),
-		expression.Name("id"), expression.Name(attrKeyHash), expression.Name(attrPrevKeyHash))
-	items, err := s.batchGetTokens(ctx, userID, ids, &proj)
+	proj, err := expression.NewBuilder().WithProjection(expression.NamesList(expression.Name(PartitionKey), expression.Name(SortKey),
+		expression.Name("id"), expression.Name(attrKeyHash), expression.Name(attrPrevKeyHash))).Build()
+	if err != nil {
+		return nil, err
+	}
+	items, err := s.core.batchGetTokens(ctx, userID, ids, &proj)
 	if err != nil {
 		return nil, err
 	}

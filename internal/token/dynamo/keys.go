@@ -16,12 +16,31 @@ import (
 	"github.com/llmgw/token-service/internal/token"
 )
 
-var _ token.KeyStore = (*Store)(nil)
+// Keys reveals and rotates full keys (token.KeyStore): the operations that
+// open or seal a key after its creation, and count reveals against the
+// per-user limit.
+type Keys struct {
+	core   *Core
+	sealer token.Sealer
+	// revealWindows is the reveal window last seen per user (countReveal).
+	revealWindows *windowCache
+}
+
+var _ token.KeyStore = (*Keys)(nil)
+
+// NewKeys returns the key store over core, sealing and opening keys with
+// sealer.
+func NewKeys(core *Core, sealer token.Sealer) (*Keys, error) {
+	if sealer == nil {
+		return nil, errors.New("dynamo: no sealer")
+	}
+	return &Keys{core: core, sealer: sealer, revealWindows: newWindowCache(10_000)}, nil
+}
 
 // RevealKey counts the reveal (one conditional UpdateItem of the user's
 // meta item, see countReveal), then reads the token with one strongly
 // consistent GetItem and opens its sealed key.
-func (s *Store) RevealKey(ctx context.Context, userID string, id int64, limit int, now time.Time) (token.Token, error) {
+func (s *Keys) RevealKey(ctx context.Context, userID string, id int64, limit int, now time.Time) (token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Token{}, fmt.Errorf("reveal key: %w", err)
 	}
@@ -31,18 +50,14 @@ func (s *Store) RevealKey(ctx context.Context, userID string, id int64, limit in
 	if err := s.countReveal(ctx, userID, limit, now); err != nil {
 		return token.Token{}, fmt.Errorf("reveal key: %w", err)
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            tokenKey(userID, id),
-		ConsistentRead: aws.Bool(true),
-	})
+	av, err := s.core.getItem(ctx, tokenKey(userID, id))
 	if err != nil {
 		return token.Token{}, fmt.Errorf("reveal key: %w", err)
 	}
-	if len(out.Item) == 0 {
+	if av == nil {
 		return token.Token{}, fmt.Errorf("reveal key: %w", token.ErrNotFound)
 	}
-	t, err := s.openToken(ctx, out.Item)
+	t, err := s.openToken(ctx, av)
 	if err != nil {
 		return token.Token{}, fmt.Errorf("reveal key: %w", err)
 	}
@@ -53,7 +68,7 @@ func (s *Store) RevealKey(ctx context.Context, userID string, id int64, limit in
 // the tokens with one strongly consistent BatchGetItem (again only for
 // keys DynamoDB leaves unprocessed) and opens their keys, in the order of
 // ids; ids the user does not own are left out.
-func (s *Store) RevealKeys(ctx context.Context, userID string, ids []int64, limit int, now time.Time) ([]token.Token, error) {
+func (s *Keys) RevealKeys(ctx context.Context, userID string, ids []int64, limit int, now time.Time) ([]token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return nil, fmt.Errorf("reveal keys: %w", err)
 	}
@@ -67,7 +82,7 @@ func (s *Store) RevealKeys(ctx context.Context, userID string, ids []int64, limi
 		}
 		return nil, fmt.Errorf("reveal keys: %w", err)
 	}
-	items, err := s.batchGetTokens(ctx, userID, ids, nil)
+	items, err := s.core.batchGetTokens(ctx, userID, ids, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reveal keys: %w", err)
 	}
@@ -90,7 +105,7 @@ func (s *Store) RevealKeys(ctx context.Context, userID string, ids []int64, limi
 
 // openToken decodes a token item and opens its sealed key, checking that
 // the key is the one the item's hash names.
-func (s *Store) openToken(ctx context.Context, av map[string]types.AttributeValue) (token.Token, error) {
+func (s *Keys) openToken(ctx context.Context, av map[string]types.AttributeValue) (token.Token, error) {
 	var it tokenItem
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 		return token.Token{}, fmt.Errorf("decode token: %w", err)
@@ -118,7 +133,7 @@ var errNoUser = fmt.Errorf("no such user: %w", token.ErrNotFound)
 // failed condition returns the stored window and a second UpdateItem
 // counts in it. Over limit: *token.RateLimitError, nothing counted.
 // limit <= 0 counts nothing.
-func (s *Store) countReveal(ctx context.Context, userID string, limit int, now time.Time) error {
+func (s *Keys) countReveal(ctx context.Context, userID string, limit int, now time.Time) error {
 	if limit <= 0 {
 		return nil
 	}
@@ -131,7 +146,7 @@ func (s *Store) countReveal(ctx context.Context, userID string, limit int, now t
 		if err != nil {
 			return fmt.Errorf("count reveal: %w", err)
 		}
-		_, err = s.db.UpdateItem(ctx, s.conditionalUpdate(metaKey(userID), expr))
+		_, err = s.core.db.UpdateItem(ctx, s.core.updateInput(metaKey(userID), expr))
 		if err == nil {
 			s.revealWindows.put(userID, window)
 			return nil
@@ -156,7 +171,7 @@ func (s *Store) countReveal(ctx context.Context, userID string, limit int, now t
 			// move the window back.
 			return &token.RateLimitError{RetryAfter: max(m.RevealWindow-now.Unix(), 1)}
 		}
-		if attempt >= s.retry.attempts {
+		if attempt >= s.core.retry.attempts {
 			return fmt.Errorf("count reveal: %w", errRetriesExhausted)
 		}
 		known = m.RevealWindow
@@ -213,7 +228,7 @@ func (c *windowCache) put(userID string, window int64) {
 // and failing would make concurrent requests fail because of each other,
 // which the contract rules out. If the key is already the new one (an SDK
 // retry of a transaction that committed), the rotation is done.
-func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string, grace time.Duration, now time.Time) (token.Token, error) {
+func (s *Keys) Rotate(ctx context.Context, userID string, id int64, key string, grace time.Duration, now time.Time) (token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Token{}, fmt.Errorf("rotate key: %w", err)
 	}
@@ -230,19 +245,15 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 	newHash := token.HashKey(key)
 	var firstHash string
 	for attempt := 1; ; attempt++ {
-		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:      aws.String(s.table),
-			Key:            tokenKey(userID, id),
-			ConsistentRead: aws.Bool(true),
-		})
+		av, err := s.core.getItem(ctx, tokenKey(userID, id))
 		if err != nil {
 			return token.Token{}, fmt.Errorf("rotate key: %w", err)
 		}
-		if len(out.Item) == 0 {
+		if av == nil {
 			return token.Token{}, fmt.Errorf("rotate key: %w", token.ErrNotFound)
 		}
 		var it tokenItem
-		if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		if err := attributevalue.UnmarshalMap(av, &it); err != nil {
 			return token.Token{}, fmt.Errorf("rotate key: decode token: %w", err)
 		}
 		switch {
@@ -253,7 +264,7 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 			t.Key = key
 			return t, nil
 		case it.KeyHash != firstHash:
-			t, err := s.openToken(ctx, out.Item)
+			t, err := s.openToken(ctx, av)
 			if err != nil {
 				return token.Token{}, fmt.Errorf("rotate key: join a concurrent rotation: %w", err)
 			}
@@ -263,7 +274,7 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 		if err != nil {
 			return token.Token{}, fmt.Errorf("rotate key: %w", err)
 		}
-		_, err = s.db.TransactWriteItems(ctx, in)
+		_, err = s.core.db.TransactWriteItems(ctx, in)
 		if err == nil {
 			return rotated, nil
 		}
@@ -277,10 +288,10 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 		if reasonCode(reasons, 0) != reasonConditionFailed && !hasReason(reasons, reasonConflict) {
 			return token.Token{}, fmt.Errorf("rotate key: transaction cancelled: %s", describeReasons(reasons))
 		}
-		if attempt >= s.retry.attempts {
+		if attempt >= s.core.retry.attempts {
 			return token.Token{}, fmt.Errorf("rotate key: %w", errRetriesExhausted)
 		}
-		if err := s.retry.wait(ctx, attempt); err != nil {
+		if err := s.core.retry.wait(ctx, attempt); err != nil {
 			return token.Token{}, fmt.Errorf("rotate key: %w", err)
 		}
 	}
@@ -288,7 +299,7 @@ func (s *Store) Rotate(ctx context.Context, userID string, id int64, key string,
 
 // rotateTx builds the transaction of one rotation of it to key, and the
 // token as it is after it, with its new full key.
-func (s *Store) rotateTx(ctx context.Context, it tokenItem, key string, grace time.Duration, now time.Time) (*dynamodb.TransactWriteItemsInput, token.Token, error) {
+func (s *Keys) rotateTx(ctx context.Context, it tokenItem, key string, grace time.Duration, now time.Time) (*dynamodb.TransactWriteItemsInput, token.Token, error) {
 	oldHash, newHash := it.KeyHash, token.HashKey(key)
 	sealed, err := s.sealer.Seal(ctx, []byte(key), sealAAD(it.PK, it.SK))
 	if err != nil {
@@ -311,7 +322,7 @@ func (s *Store) rotateTx(ctx context.Context, it tokenItem, key string, grace ti
 		return nil, token.Token{}, err
 	}
 	items := []types.TransactWriteItem{{Update: &types.Update{
-		TableName:                 aws.String(s.table),
+		TableName:                 aws.String(s.core.table),
 		Key:                       itemKey(it.PK, it.SK),
 		UpdateExpression:          expr.Update(),
 		ConditionExpression:       expr.Condition(),
@@ -329,7 +340,7 @@ func (s *Store) rotateTx(ctx context.Context, it tokenItem, key string, grace ti
 		return nil, token.Token{}, err
 	}
 	items = append(items, types.TransactWriteItem{Put: &types.Put{
-		TableName:                aws.String(s.table),
+		TableName:                aws.String(s.core.table),
 		Item:                     lav,
 		ConditionExpression:      notExists.Condition(),
 		ExpressionAttributeNames: notExists.Names(),
@@ -343,8 +354,8 @@ func (s *Store) rotateTx(ctx context.Context, it tokenItem, key string, grace ti
 			return nil, token.Token{}, err
 		}
 		items = append(items, types.TransactWriteItem{Update: &types.Update{
-			TableName:                 aws.String(s.table),
-			Key:                       itemKey(keyPK(oldHash), keySK),
+			TableName:                 aws.String(s.core.table),
+			Key:                       lookupKey(oldHash),
 			UpdateExpression:          ttl.Update(),
 			ConditionExpression:       ttl.Condition(),
 			ExpressionAttributeNames:  ttl.Names(),
@@ -352,14 +363,14 @@ func (s *Store) rotateTx(ctx context.Context, it tokenItem, key string, grace ti
 		}})
 	} else {
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
-			TableName: aws.String(s.table),
-			Key:       itemKey(keyPK(oldHash), keySK),
+			TableName: aws.String(s.core.table),
+			Key:       lookupKey(oldHash),
 		}})
 	}
 	if prev := it.PrevKeyHash; prev != "" && prev != oldHash && prev != newHash {
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
-			TableName: aws.String(s.table),
-			Key:       itemKey(keyPK(prev), keySK),
+			TableName: aws.String(s.core.table),
+			Key:       lookupKey(prev),
 		}})
 	}
 
@@ -370,42 +381,4 @@ func (s *Store) rotateTx(ctx context.Context, it tokenItem, key string, grace ti
 		t.PrevKeyHash, t.PrevKeyExpires = oldHash, expires
 	}
 	return &dynamodb.TransactWriteItemsInput{TransactItems: items}, t, nil
-}
-
-// batchGetTokens reads the user's tokens among ids (at most 100) strongly
-// consistently with BatchGetItem, again for keys DynamoDB leaves
-// unprocessed; proj (optional) limits the attributes read. Missing ids are
-// absent from the result, which is in no particular order.
-func (s *Store) batchGetTokens(ctx context.Context, userID string, ids []int64, proj *expression.ProjectionBuilder) ([]map[string]types.AttributeValue, error) {
-	keys := make([]map[string]types.AttributeValue, len(ids))
-	for i, id := range ids {
-		keys[i] = tokenKey(userID, id)
-	}
-	ka := types.KeysAndAttributes{Keys: keys, ConsistentRead: aws.Bool(true)}
-	if proj != nil {
-		expr, err := expression.NewBuilder().WithProjection(*proj).Build()
-		if err != nil {
-			return nil, err
-		}
-		ka.ProjectionExpression, ka.ExpressionAttributeNames = expr.Projection(), expr.Names()
-	}
-	request := map[string]types.KeysAndAttributes{s.table: ka}
-	var items []map[string]types.AttributeValue
-	for attempt := 1; ; attempt++ {
-		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
-		if err != nil {
-			return nil, fmt.Errorf("read tokens: %w", err)
-		}
-		items = append(items, out.Responses[s.table]...)
-		if len(out.UnprocessedKeys[s.table].Keys) == 0 {
-			return items, nil
-		}
-		if attempt >= s.retry.attempts {
-			return nil, fmt.Errorf("read tokens: unprocessed keys: %w", errRetriesExhausted)
-		}
-		if err := s.retry.wait(ctx, attempt); err != nil {
-			return nil, err
-		}
-		request = out.UnprocessedKeys
-	}
 }

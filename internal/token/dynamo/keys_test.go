@@ -16,26 +16,22 @@ import (
 )
 
 // countedStore is a second store on e's table whose requests are counted.
-func countedStore(t *testing.T, e env) (*dynamo.Store, *ddbcount.Counter) {
+func countedStore(t *testing.T, e env) (parts, *ddbcount.Counter) {
 	t.Helper()
 	counter := &ddbcount.Counter{}
-	s, err := dynamo.New(dynamo.Config{Client: dynamodb.New(e.client.Options(), counter.Option), Table: e.table, Sealer: e.sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, counter
+	return newParts(t, dynamodb.New(e.client.Options(), counter.Option), e.table, e.sealer, 0), counter
 }
 
 func TestRevealRequestsAndLimit(t *testing.T) {
 	e := newEnv(t, 1000)
 	ctx := context.Background()
-	toks := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("r", 3)))
-	other := mustCreate(t, e.store, "u2", mustTokens(t, "u2", spec("o", 1)))[0]
+	toks := mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("r", 3)))
+	other := mustCreate(t, e.tokens, "u2", mustTokens(t, "u2", spec("o", 1)))[0]
 	store, counter := countedStore(t, e)
 	const limit = 4
 
 	counter.Reset()
-	got, err := store.RevealKey(ctx, "u1", toks[0].ID, limit, now)
+	got, err := store.keys.RevealKey(ctx, "u1", toks[0].ID, limit, now)
 	if err != nil || got.Key != toks[0].Key {
 		t.Fatalf("RevealKey = %q, %v; want the created key", got.Key, err)
 	}
@@ -44,7 +40,7 @@ func TestRevealRequestsAndLimit(t *testing.T) {
 	}
 
 	counter.Reset()
-	batch, err := store.RevealKeys(ctx, "u1", []int64{toks[2].ID, 999, toks[1].ID, toks[2].ID}, limit, now)
+	batch, err := store.keys.RevealKeys(ctx, "u1", []int64{toks[2].ID, 999, toks[1].ID, toks[2].ID}, limit, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +54,7 @@ func TestRevealRequestsAndLimit(t *testing.T) {
 	// A rotation: one read and one transaction.
 	counter.Reset()
 	k, _ := token.NewKey()
-	if _, err := store.Rotate(ctx, "u2", other.ID, k, time.Minute, now); err != nil {
+	if _, err := store.keys.Rotate(ctx, "u2", other.ID, k, time.Minute, now); err != nil {
 		t.Fatal(err)
 	}
 	if c, want := counter.Counts(), map[string]int{"GetItem": 1, "TransactWriteItems": 1}; !maps.Equal(c, want) {
@@ -68,34 +64,34 @@ func TestRevealRequestsAndLimit(t *testing.T) {
 
 	// Ids are per user: u1's token 3 is not u2's. Not found, but the
 	// request counts (for u1 a missing id counts too).
-	if _, err := store.RevealKey(ctx, "u2", toks[2].ID, limit, now); token.ErrorCode(err) != token.ENotFound {
+	if _, err := store.keys.RevealKey(ctx, "u2", toks[2].ID, limit, now); token.ErrorCode(err) != token.ENotFound {
 		t.Errorf("reveal of another user's token: %v, want not found", err)
 	}
-	if got, err := store.RevealKey(ctx, "u2", other.ID, limit, now); err != nil || got.Key != other.Key {
+	if got, err := store.keys.RevealKey(ctx, "u2", other.ID, limit, now); err != nil || got.Key != other.Key {
 		t.Errorf("u2's own reveal = %q, %v", got.Key, err)
 	}
-	if _, err := store.RevealKey(ctx, "u1", 999, limit, now); token.ErrorCode(err) != token.ENotFound {
+	if _, err := store.keys.RevealKey(ctx, "u1", 999, limit, now); token.ErrorCode(err) != token.ENotFound {
 		t.Errorf("reveal of an unknown id: %v, want not found", err)
 	}
 	// The 4th request of the minute passes, the 5th is refused, from any
-	// container (e.store never saw the window).
-	if _, err := e.store.RevealKey(ctx, "u1", toks[0].ID, limit, now.Add(10*time.Second)); err != nil {
+	// container (e.keys never saw the window).
+	if _, err := e.keys.RevealKey(ctx, "u1", toks[0].ID, limit, now.Add(10*time.Second)); err != nil {
 		t.Fatalf("4th reveal: %v", err)
 	}
-	_, err = store.RevealKeys(ctx, "u1", ids(toks), limit, now.Add(20*time.Second))
+	_, err = store.keys.RevealKeys(ctx, "u1", ids(toks), limit, now.Add(20*time.Second))
 	var rl *token.RateLimitError
 	if !errors.As(err, &rl) || token.ErrorCode(err) != token.ERateLimited || rl.RetryAfter != 40 {
 		t.Fatalf("5th reveal: %v, want rate limited with retry after 40 s", err)
 	}
 	// The next minute opens a new window.
-	if _, err := store.RevealKey(ctx, "u1", toks[0].ID, limit, now.Add(time.Minute)); err != nil {
+	if _, err := store.keys.RevealKey(ctx, "u1", toks[0].ID, limit, now.Add(time.Minute)); err != nil {
 		t.Errorf("reveal in the next minute: %v", err)
 	}
 	// A user without tokens reveals nothing and gets no meta item.
-	if _, err := store.RevealKey(ctx, "nobody", 1, limit, now); token.ErrorCode(err) != token.ENotFound {
+	if _, err := store.keys.RevealKey(ctx, "nobody", 1, limit, now); token.ErrorCode(err) != token.ENotFound {
 		t.Errorf("reveal by a user without tokens: %v, want not found", err)
 	}
-	if got, err := store.RevealKeys(ctx, "nobody", []int64{1}, limit, now); err != nil || len(got) != 0 {
+	if got, err := store.keys.RevealKeys(ctx, "nobody", []int64{1}, limit, now); err != nil || len(got) != 0 {
 		t.Errorf("batch reveal by a user without tokens = %v, %v; want empty", got, err)
 	}
 }
@@ -103,12 +99,12 @@ func TestRevealRequestsAndLimit(t *testing.T) {
 func TestRotateKeepsTheTokenAndCleansUp(t *testing.T) {
 	e := newEnv(t, 1000)
 	ctx := context.Background()
-	orig := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("rot", 1)))[0]
-	mustCreate(t, e.store, "u2", mustTokens(t, "u2", spec("other", 1)))
+	orig := mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("rot", 1)))[0]
+	mustCreate(t, e.tokens, "u2", mustTokens(t, "u2", spec("other", 1)))
 	lookupsBefore := countLookupItems(t, e)
 
 	key1, _ := token.NewKey()
-	got, err := e.store.Rotate(ctx, "u1", orig.ID, key1, time.Hour, now)
+	got, err := e.keys.Rotate(ctx, "u1", orig.ID, key1, time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +114,13 @@ func TestRotateKeepsTheTokenAndCleansUp(t *testing.T) {
 	if !equalTokens(got, want) {
 		t.Errorf("Rotate =\n%+v, want\n%+v", got, want)
 	}
-	if read, err := e.store.Get(ctx, "u1", orig.ID); err != nil || !equalTokens(read, masked(want)) {
+	if read, err := e.tokens.Get(ctx, "u1", orig.ID); err != nil || !equalTokens(read, masked(want)) {
 		t.Errorf("Get after rotate =\n%+v, %v; want\n%+v", read, err, masked(want))
 	}
 	if n := countLookupItems(t, e); n != lookupsBefore+1 {
 		t.Errorf("lookup items after a rotation with grace = %d, want %d (old one kept until it expires)", n, lookupsBefore+1)
 	}
-	revealed, err := e.store.RevealKey(ctx, "u1", orig.ID, 0, now)
+	revealed, err := e.keys.RevealKey(ctx, "u1", orig.ID, 0, now)
 	if err != nil || revealed.Key != key1 {
 		t.Errorf("reveal after rotate = %q, %v; want the new key", revealed.Key, err)
 	}
@@ -132,17 +128,17 @@ func TestRotateKeepsTheTokenAndCleansUp(t *testing.T) {
 	// Rotating again within the grace: the first key's lookup goes, only
 	// the latest replaced key is kept.
 	key2, _ := token.NewKey()
-	if _, err := e.store.Rotate(ctx, "u1", orig.ID, key2, 0, now); err != nil {
+	if _, err := e.keys.Rotate(ctx, "u1", orig.ID, key2, 0, now); err != nil {
 		t.Fatal(err)
 	}
 	if n := countLookupItems(t, e); n != lookupsBefore {
 		t.Errorf("lookup items after a rotation without grace = %d, want %d", n, lookupsBefore)
 	}
-	if _, _, err := e.store.LookupKey(ctx, token.HashKey(key1), now); token.ErrorCode(err) != token.ENotFound {
+	if _, _, err := e.ledger.LookupKey(ctx, token.HashKey(key1), now); token.ErrorCode(err) != token.ENotFound {
 		t.Errorf("lookup of a key rotated out without grace: %v, want not found", err)
 	}
 	key3, _ := token.NewKey()
-	if _, err := e.store.Rotate(ctx, "u2", orig.ID+1, key3, 0, now); token.ErrorCode(err) != token.ENotFound {
+	if _, err := e.keys.Rotate(ctx, "u2", orig.ID+1, key3, 0, now); token.ErrorCode(err) != token.ENotFound {
 		t.Errorf("rotating another user's token: %v, want not found", err)
 	}
 }
@@ -151,10 +147,10 @@ func TestDeleteAfterRotationRemovesBothLookups(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		e := newEnv(t, 1000)
 		ctx := context.Background()
-		toks := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("d", 2)))
+		toks := mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("d", 2)))
 		for _, tok := range toks {
 			k, _ := token.NewKey()
-			if _, err := e.store.Rotate(ctx, "u1", tok.ID, k, time.Hour, now); err != nil {
+			if _, err := e.keys.Rotate(ctx, "u1", tok.ID, k, time.Hour, now); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -162,12 +158,12 @@ func TestDeleteAfterRotationRemovesBothLookups(t *testing.T) {
 			t.Fatalf("lookup items after two rotations with grace = %d, want 4", n)
 		}
 		if batch {
-			if n, err := e.store.DeleteMany(ctx, "u1", ids(toks)); err != nil || n != 2 {
+			if n, err := e.tokens.DeleteMany(ctx, "u1", ids(toks)); err != nil || n != 2 {
 				t.Fatalf("DeleteMany = %d, %v", n, err)
 			}
 		} else {
 			for _, tok := range toks {
-				if err := e.store.Delete(ctx, "u1", tok.ID); err != nil {
+				if err := e.tokens.Delete(ctx, "u1", tok.ID); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -181,13 +177,13 @@ func TestDeleteAfterRotationRemovesBothLookups(t *testing.T) {
 func TestExpiredLookupIsMissing(t *testing.T) {
 	e := newEnv(t, 1000)
 	ctx := context.Background()
-	tok := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("x", 1)))[0]
+	tok := mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("x", 1)))[0]
 	k, _ := token.NewKey()
 	// A grace window in 2001: the lookup item is live or expired by the
 	// caller's clock, whatever the real time, and an expired one stays
 	// stored until TTL deletes it.
 	past := time.Unix(1_000_000_000, 0)
-	if _, err := e.store.Rotate(ctx, "u1", tok.ID, k, time.Hour, past); err != nil {
+	if _, err := e.keys.Rotate(ctx, "u1", tok.ID, k, time.Hour, past); err != nil {
 		t.Fatal(err)
 	}
 	if n := countLookupItems(t, e); n != 2 {
@@ -202,14 +198,14 @@ func TestExpiredLookupIsMissing(t *testing.T) {
 		{"at the grace's end", past.Add(time.Hour), false},
 		{"long after", past.Add(30 * 24 * time.Hour), false},
 	} {
-		u, id, err := e.store.LookupKey(ctx, tok.KeyHash, tt.at)
+		u, id, err := e.ledger.LookupKey(ctx, tok.KeyHash, tt.at)
 		if got := err == nil && u == "u1" && id == tok.ID; got != tt.want {
 			t.Errorf("%s: LookupKey of the old key = %s %d %v, want found %v", tt.name, u, id, err, tt.want)
 		}
 		if !tt.want && token.ErrorCode(err) != token.ENotFound {
 			t.Errorf("%s: LookupKey of an expired lookup item: %v, want not found", tt.name, err)
 		}
-		if u, id, err := e.store.LookupKey(ctx, token.HashKey(k), tt.at); err != nil || u != "u1" || id != tok.ID {
+		if u, id, err := e.ledger.LookupKey(ctx, token.HashKey(k), tt.at); err != nil || u != "u1" || id != tok.ID {
 			t.Errorf("%s: LookupKey of the new key = %s %d %v", tt.name, u, id, err)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/llmgw/token-service/internal/token"
 )
 
-// Key layout of the single table (see DESIGN.md "Data model").
+// Key layout of the single table (see the README's "Data model").
 const (
 	userPrefix   = "USER#"
 	tokenPrefix  = "TOKEN#"

@@ -9,20 +9,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/token"
 )
 
 // Get reads one token with one strongly consistent GetItem.
-func (s *Store) Get(ctx context.Context, userID string, id int64) (token.Token, error) {
+func (s *Tokens) Get(ctx context.Context, userID string, id int64) (token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Token{}, fmt.Errorf("get token: %w", err)
 	}
 	if err := token.CheckID(id); err != nil {
 		return token.Token{}, err
 	}
-	t, found, err := s.getToken(ctx, userID, id)
+	t, found, err := s.core.readToken(ctx, userID, id)
 	if err != nil {
 		return token.Token{}, fmt.Errorf("get token: %w", err)
 	}
@@ -32,33 +31,9 @@ func (s *Store) Get(ctx context.Context, userID string, id int64) (token.Token, 
 	return t, nil
 }
 
-func (s *Store) getToken(ctx context.Context, userID string, id int64) (token.Token, bool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            tokenKey(userID, id),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return token.Token{}, false, err
-	}
-	if len(out.Item) == 0 {
-		return token.Token{}, false, nil
-	}
-	t, err := decodeToken(out.Item)
-	return t, err == nil, err
-}
-
-func decodeToken(av map[string]types.AttributeValue) (token.Token, error) {
-	var it tokenItem
-	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return token.Token{}, fmt.Errorf("decode token: %w", err)
-	}
-	return toDomainToken(it), nil
-}
-
 // userItemsQuery is the descending, strongly consistent Query over a user's
 // items from the meta item (sk USER) down through the tokens, newest first.
-func (s *Store) userItemsQuery(userID string) (*dynamodb.QueryInput, error) {
+func (s *Tokens) userItemsQuery(userID string) (*dynamodb.QueryInput, error) {
 	kc := expression.Key(PartitionKey).Equal(expression.Value(userPK(userID))).
 		And(expression.Key(SortKey).Between(expression.Value(tokenPrefix), expression.Value(metaSK)))
 	expr, err := expression.NewBuilder().WithKeyCondition(kc).Build()
@@ -66,7 +41,7 @@ func (s *Store) userItemsQuery(userID string) (*dynamodb.QueryInput, error) {
 		return nil, err
 	}
 	return &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
+		TableName:                 aws.String(s.core.table),
 		KeyConditionExpression:    expr.KeyCondition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
@@ -80,7 +55,7 @@ func (s *Store) userItemsQuery(userID string) (*dynamodb.QueryInput, error) {
 // so a descending Query returns it first, then the newest tokens. A later
 // page reads and skips (page-1)*size tokens first, so its cost grows with
 // the offset (DynamoDB has no OFFSET); UIs mostly read the first pages.
-func (s *Store) List(ctx context.Context, userID string, page, size int) (token.Page, error) {
+func (s *Tokens) List(ctx context.Context, userID string, page, size int) (token.Page, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Page{}, fmt.Errorf("list tokens: %w", err)
 	}
@@ -107,7 +82,7 @@ func (s *Store) List(ctx context.Context, userID string, page, size int) (token.
 			}
 		}
 		in.Limit = aws.Int32(int32(min(want, 1000)))
-		out, err := s.db.Query(ctx, in)
+		out, err := s.core.db.Query(ctx, in)
 		if err != nil {
 			return token.Page{}, fmt.Errorf("list tokens: %w", err)
 		}
@@ -142,16 +117,11 @@ func (s *Store) List(ctx context.Context, userID string, page, size int) (token.
 	}
 }
 
-func isMeta(av map[string]types.AttributeValue) bool {
-	sk, ok := av[SortKey].(*types.AttributeValueMemberS)
-	return ok && sk.Value == metaSK
-}
-
 // Search returns up to limit of the user's tokens, newest first, matching q.
 // A whole key is one strongly consistent read of its lookup item and one of
 // the token; anything else reads the user's tokens and filters them here
 // (a name keyword is case-insensitive, which no DynamoDB filter is).
-func (s *Store) Search(ctx context.Context, userID string, q token.SearchQuery, limit int) ([]token.Token, error) {
+func (s *Tokens) Search(ctx context.Context, userID string, q token.SearchQuery, limit int) ([]token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return nil, fmt.Errorf("search tokens: %w", err)
 	}
@@ -179,7 +149,7 @@ func (s *Store) Search(ctx context.Context, userID string, q token.SearchQuery, 
 	}
 	found := []token.Token{}
 	for {
-		out, err := s.db.Query(ctx, in)
+		out, err := s.core.db.Query(ctx, in)
 		if err != nil {
 			return nil, fmt.Errorf("search tokens: %w", err)
 		}
@@ -209,27 +179,13 @@ func (s *Store) Search(ctx context.Context, userID string, q token.SearchQuery, 
 // found, nor a rotated-out one: the token's own key_hash confirms the
 // mapping, so the lookup item's grace expiry (which would need a clock)
 // never decides.
-func (s *Store) byKey(ctx context.Context, userID, key string) (token.Token, bool, error) {
+func (s *Tokens) byKey(ctx context.Context, userID, key string) (token.Token, bool, error) {
 	hash := token.HashKey(key)
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            itemKey(keyPK(hash), keySK),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return token.Token{}, false, fmt.Errorf("read key lookup: %w", err)
+	l, found, err := s.core.readLookup(ctx, hash)
+	if err != nil || !found || l.UserID != userID {
+		return token.Token{}, false, err
 	}
-	if len(out.Item) == 0 {
-		return token.Token{}, false, nil
-	}
-	var l lookupItem
-	if err := attributevalue.UnmarshalMap(out.Item, &l); err != nil {
-		return token.Token{}, false, fmt.Errorf("decode key lookup: %w", err)
-	}
-	if l.UserID != userID {
-		return token.Token{}, false, nil
-	}
-	t, found, err := s.getToken(ctx, userID, l.TokenID)
+	t, found, err := s.core.readToken(ctx, userID, l.TokenID)
 	if err != nil || !found {
 		return token.Token{}, false, err
 	}

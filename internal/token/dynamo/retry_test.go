@@ -55,17 +55,14 @@ func (f *conflictAPI) TransactWriteItems(_ context.Context, in *dynamodb.Transac
 	}
 }
 
-func newFakeStore(t *testing.T, api dynamo.API) *dynamo.Store {
+func newFakeStore(t *testing.T, api dynamo.API) parts {
 	t.Helper()
 	sealer, err := seal.NewAESGCM(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := dynamo.New(dynamo.Config{Client: api, Table: "tokens", Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dynamo.SetRetry(s, 10, time.Millisecond, 5*time.Millisecond)
+	s := newParts(t, api, "tokens", sealer, 0)
+	dynamo.SetRetry(s.core, 10, time.Millisecond, 5*time.Millisecond)
 	return s
 }
 
@@ -85,7 +82,7 @@ func TestCreateRetriesTransactionConflict(t *testing.T) {
 			api := &conflictAPI{conflicts: tt.conflicts}
 			s := newFakeStore(t, api)
 			toks := mustTokens(t, "u", spec("x", 2))
-			got, err := s.Create(context.Background(), "u", toks)
+			got, err := s.tokens.Create(context.Background(), "u", toks)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Create error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -113,7 +110,7 @@ func TestCreateStopsWhenContextEnds(t *testing.T) {
 	s := newFakeStore(t, api)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := s.Create(ctx, "u", mustTokens(t, "u", spec("x", 1)))
+	_, err := s.tokens.Create(ctx, "u", mustTokens(t, "u", spec("x", 1)))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Create with a cancelled context: %v, want context.Canceled", err)
 	}
@@ -131,7 +128,7 @@ func TestDeleteRetriesTransactionConflict(t *testing.T) {
 	}
 	api := &conflictAPI{conflicts: 2, item: item}
 	s := newFakeStore(t, api)
-	if err := s.Delete(context.Background(), "u", 7); err != nil {
+	if err := s.tokens.Delete(context.Background(), "u", 7); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	if api.txCalls != 3 || api.gets != 3 {

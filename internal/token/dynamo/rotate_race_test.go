@@ -77,7 +77,7 @@ type rotation struct {
 }
 
 // rotateConcurrently runs n rotations of one token without grace at once.
-func rotateConcurrently(t *testing.T, s *dynamo.Store, id int64, n int, barrier bool) []rotation {
+func rotateConcurrently(t *testing.T, s *dynamo.Keys, id int64, n int, barrier bool) []rotation {
 	t.Helper()
 	var wg sync.WaitGroup
 	var bar *sync.WaitGroup
@@ -157,7 +157,7 @@ func checkRotations(t *testing.T, e env, id int64, before string, rs []rotation)
 	if steps != len(next) {
 		t.Errorf("the %d successful rotations chain %d steps from the key before them", len(next), steps)
 	}
-	got, err := e.store.RevealKey(context.Background(), "u1", id, 0, now)
+	got, err := e.keys.RevealKey(context.Background(), "u1", id, 0, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +179,8 @@ func checkRotations(t *testing.T, e env, id int64, before string, rs []rotation)
 func TestConcurrentRotationsWithoutGrace(t *testing.T) {
 	const n = 8
 	e := newEnv(t, 1000)
-	s, err := dynamo.New(dynamo.Config{Client: tracingAPI{e.client}, Table: e.table, Sealer: e.sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("r", 1)))[0]
+	s := newParts(t, tracingAPI{e.client}, e.table, e.sealer, 0).keys
+	tok := mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("r", 1)))[0]
 
 	// Every rotation reads the same key before any writes: exactly one may
 	// commit; the others must answer with its key rather than rotate it
@@ -196,7 +193,7 @@ func TestConcurrentRotationsWithoutGrace(t *testing.T) {
 
 	// Unsynchronised rounds: whatever the interleaving, the invariants hold.
 	for round := range 5 {
-		cur, err := e.store.Get(context.Background(), "u1", tok.ID)
+		cur, err := e.tokens.Get(context.Background(), "u1", tok.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +261,7 @@ func TestRotateRetriesOnlyTheKeyItRead(t *testing.T) {
 				api.items = append(api.items, item(t, h))
 			}
 			s := newFakeStore(t, api)
-			got, err := s.Rotate(context.Background(), "u", 7, newKey, 0, now)
+			got, err := s.keys.Rotate(context.Background(), "u", 7, newKey, 0, now)
 			if code := token.ErrorCode(err); code != tt.wantCode {
 				t.Fatalf("Rotate error %v (code %q), want code %q", err, code, tt.wantCode)
 			}

@@ -1,10 +1,20 @@
-// Package dynamo is the DynamoDB implementation of token.Store and
-// auth.Store, on the single table of DESIGN.md "Data model":
+// Package dynamo is the DynamoDB store of tokens and user access tokens, on
+// the single table of the README's "Data model":
 //
 //	token       pk USER#<uid>      sk TOKEN#<id, 19 digits>
 //	user meta   pk USER#<uid>      sk USER     token_count, next_id (last id issued)
 //	key lookup  pk KEY#<sha256>    sk KEY      user_id, token_id
 //	access      pk ACCESS#<sha256> sk ACCESS   user_id, role, status, created_time
+//
+// The store is split by the role each part serves, all over one Core (the
+// client, the table, the retry policy and the request builders):
+//
+//	Tokens        token.Store, the HTTP handlers' (and the usage endpoint's key lookup)
+//	Keys          token.KeyStore: reveal and rotate
+//	Ledger        token.Ledger: what verify reads and writes
+//	AccessTokens  auth.Store, and the user's disabled flag
+//
+// Only Tokens (create seals each new key) and Keys hold a sealer.
 //
 // Creates and deletes change tokens, their lookup items and the meta item in
 // one TransactWriteItems guarded by conditions, so the per-user count and the
@@ -17,9 +27,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -34,14 +46,6 @@ const (
 	SortKey      = "sk"
 )
 
-// DefaultMaxTokensPerUser is the limit when Config.MaxTokensPerUser is 0.
-const DefaultMaxTokensPerUser = 1000
-
-// maxTxTokens is the most tokens one transaction creates or deletes: each
-// token has its lookup item and the meta item is one more action, and a
-// transaction holds at most 100.
-const maxTxTokens = token.MaxCount
-
 // API is the part of *dynamodb.Client the store uses.
 type API interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
@@ -55,60 +59,24 @@ type API interface {
 
 var _ API = (*dynamodb.Client)(nil)
 
-// Config configures a Store.
-type Config struct {
-	Client API
-	Table  string
-	// Sealer encrypts each key at rest, bound to its item's pk and sk.
-	Sealer token.Sealer
-	// MaxTokensPerUser caps a user's token count; 0 means
-	// DefaultMaxTokensPerUser.
-	MaxTokensPerUser int
+// Core is what every part of the store shares: the client, the table and
+// the retry policy. Build one per container and the parts a function
+// needs from it.
+type Core struct {
+	db    API
+	table string
+	retry retryPolicy
 }
 
-// Store keeps tokens and user access tokens in one DynamoDB table.
-type Store struct {
-	db     API
-	table  string
-	sealer token.Sealer
-	limit  int
-	now    func() time.Time
-	retry  retryPolicy
-	// revealWindows is the reveal window last seen per user (countReveal).
-	revealWindows *windowCache
-}
-
-var (
-	_ token.Store = (*Store)(nil)
-	_ auth.Store  = (*Store)(nil)
-)
-
-// New returns a Store for cfg.
-func New(cfg Config) (*Store, error) {
+// NewCore returns the Core of table through client.
+func NewCore(client API, table string) (*Core, error) {
 	switch {
-	case cfg.Client == nil:
+	case client == nil:
 		return nil, errors.New("dynamo: no client")
-	case cfg.Table == "":
+	case table == "":
 		return nil, errors.New("dynamo: no table name")
-	case cfg.Sealer == nil:
-		return nil, errors.New("dynamo: no sealer")
-	case cfg.MaxTokensPerUser < 0:
-		return nil, fmt.Errorf("dynamo: negative token limit %d", cfg.MaxTokensPerUser)
 	}
-	limit := cfg.MaxTokensPerUser
-	if limit == 0 {
-		limit = DefaultMaxTokensPerUser
-	}
-	return &Store{
-		db:     cfg.Client,
-		table:  cfg.Table,
-		sealer: cfg.Sealer,
-		limit:  limit,
-		now:    time.Now,
-		retry:  defaultRetry,
-
-		revealWindows: newWindowCache(10_000),
-	}, nil
+	return &Core{db: client, table: table, retry: defaultRetry}, nil
 }
 
 // defaultRetry is bounded mainly by the caller's context: the HTTP handlers
@@ -118,7 +86,8 @@ func New(cfg Config) (*Store, error) {
 var defaultRetry = retryPolicy{attempts: 64, base: 10 * time.Millisecond, max: 500 * time.Millisecond}
 
 // retryPolicy bounds the re-read-and-retry loops of transactions that lost
-// a race: full-jitter exponential backoff.
+// a race, and the re-reads of keys a batch read left unprocessed:
+// full-jitter exponential backoff.
 type retryPolicy struct {
 	attempts int
 	base     time.Duration
@@ -144,6 +113,72 @@ func (p retryPolicy) wait(ctx context.Context, n int) error {
 
 // errRetriesExhausted ends a retry loop that kept losing races.
 var errRetriesExhausted = errors.New("too many concurrent changes, retries exhausted")
+
+// getItem reads the item at key with one strongly consistent GetItem; nil
+// when there is no such item.
+func (c *Core) getItem(ctx context.Context, key map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	in := &dynamodb.GetItemInput{
+		TableName:      aws.String(c.table),
+		Key:            key,
+		ConsistentRead: aws.Bool(true),
+	}
+	out, err := c.db.GetItem(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return out.Item, nil
+}
+
+// batchGet reads the items at keys (at most 100) strongly consistently with
+// BatchGetItem, again for keys DynamoDB leaves unprocessed (throttled), after
+// a pause; proj's projection (optional) limits the attributes read. Missing
+// items are absent from the result, which is in no particular order.
+func (c *Core) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, proj *expression.Expression) ([]map[string]types.AttributeValue, error) {
+	ka := types.KeysAndAttributes{Keys: keys, ConsistentRead: aws.Bool(true)}
+	if proj != nil {
+		ka.ProjectionExpression, ka.ExpressionAttributeNames = proj.Projection(), proj.Names()
+	}
+	request := map[string]types.KeysAndAttributes{c.table: ka}
+	var items []map[string]types.AttributeValue
+	for attempt := 1; ; attempt++ {
+		out, err := c.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, out.Responses[c.table]...)
+		if len(out.UnprocessedKeys[c.table].Keys) == 0 {
+			return items, nil
+		}
+		if attempt >= c.retry.attempts {
+			return nil, fmt.Errorf("unprocessed keys: %w", errRetriesExhausted)
+		}
+		if err := c.retry.wait(ctx, attempt); err != nil {
+			return nil, err
+		}
+		request = out.UnprocessedKeys
+	}
+}
+
+// updateInput is the UpdateItem of the item at key with expr's update and
+// its condition, if it has one; a failed condition returns the item as it
+// was, so the caller can tell why without another read.
+func (c *Core) updateInput(key map[string]types.AttributeValue, expr expression.Expression) *dynamodb.UpdateItemInput {
+	in := &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(c.table),
+		Key:                       key,
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	}
+	if in.ConditionExpression != nil {
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	}
+	return in
+}
 
 // cancellation returns the reasons of a cancelled transaction, or ok=false
 // when err is not one.
@@ -177,6 +212,16 @@ func hasReason(reasons []types.CancellationReason, code string) bool {
 	return false
 }
 
+// describeReasons lists the codes of a cancelled transaction, for errors.
+// It never includes item contents.
+func describeReasons(reasons []types.CancellationReason) string {
+	codes := make([]string, len(reasons))
+	for i := range reasons {
+		codes[i] = reasonCode(reasons, i)
+	}
+	return "[" + strings.Join(codes, " ") + "]"
+}
+
 // isConditionFailed reports a failed condition of a single-item write.
 func isConditionFailed(err error) (*types.ConditionalCheckFailedException, bool) {
 	var ccf *types.ConditionalCheckFailedException
@@ -194,17 +239,110 @@ func checkUser(userID string) error {
 	return nil
 }
 
-// conditionalUpdate is the UpdateItem of the item at key with expr's update
-// and condition; a failed condition returns the item as it was, so the
-// caller can tell why without another read.
-func (s *Store) conditionalUpdate(key map[string]types.AttributeValue, expr expression.Expression) *dynamodb.UpdateItemInput {
-	return &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
-		Key:                                 key,
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+func itemKey(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		PartitionKey: &types.AttributeValueMemberS{Value: pk},
+		SortKey:      &types.AttributeValueMemberS{Value: sk},
 	}
+}
+
+func metaKey(userID string) map[string]types.AttributeValue {
+	return itemKey(userPK(userID), metaSK)
+}
+
+func tokenKey(userID string, id int64) map[string]types.AttributeValue {
+	return itemKey(userPK(userID), tokenSK(id))
+}
+
+func lookupKey(keyHash string) map[string]types.AttributeValue {
+	return itemKey(keyPK(keyHash), keySK)
+}
+
+func isMeta(av map[string]types.AttributeValue) bool {
+	sk, ok := av[SortKey].(*types.AttributeValueMemberS)
+	return ok && sk.Value == metaSK
+}
+
+// readToken reads the user's token id; found false when there is none.
+func (c *Core) readToken(ctx context.Context, userID string, id int64) (t token.Token, found bool, err error) {
+	av, err := c.getItem(ctx, tokenKey(userID, id))
+	if err != nil || av == nil {
+		return token.Token{}, false, err
+	}
+	t, err = decodeToken(av)
+	return t, err == nil, err
+}
+
+// batchGetTokens reads the user's tokens among ids (at most 100), see
+// batchGet.
+func (c *Core) batchGetTokens(ctx context.Context, userID string, ids []int64, proj *expression.Expression) ([]map[string]types.AttributeValue, error) {
+	keys := make([]map[string]types.AttributeValue, len(ids))
+	for i, id := range ids {
+		keys[i] = tokenKey(userID, id)
+	}
+	items, err := c.batchGet(ctx, keys, proj)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens: %w", err)
+	}
+	return items, nil
+}
+
+// readMeta reads the user's meta item; a user without one has the zero
+// metaItem.
+func (c *Core) readMeta(ctx context.Context, userID string) (metaItem, error) {
+	av, err := c.getItem(ctx, metaKey(userID))
+	if err != nil {
+		return metaItem{}, fmt.Errorf("read user meta: %w", err)
+	}
+	var m metaItem
+	if av == nil {
+		return m, nil
+	}
+	if err := attributevalue.UnmarshalMap(av, &m); err != nil {
+		return metaItem{}, fmt.Errorf("decode user meta: %w", err)
+	}
+	return m, nil
+}
+
+// readLookup reads the lookup item of the key with keyHash; found false
+// when there is none. What a found item means (its user, its grace) is the
+// caller's to judge.
+func (c *Core) readLookup(ctx context.Context, keyHash string) (l lookupItem, found bool, err error) {
+	av, err := c.getItem(ctx, lookupKey(keyHash))
+	if err != nil {
+		return lookupItem{}, false, fmt.Errorf("read key lookup: %w", err)
+	}
+	if av == nil {
+		return lookupItem{}, false, nil
+	}
+	if err := attributevalue.UnmarshalMap(av, &l); err != nil {
+		return lookupItem{}, false, fmt.Errorf("decode key lookup: %w", err)
+	}
+	return l, true, nil
+}
+
+// lookUpKey maps a key hash to its token at now, as token.Ledger's
+// LookupKey documents; Tokens and Ledger both answer it.
+func (c *Core) lookUpKey(ctx context.Context, keyHash string, now time.Time) (userID string, tokenID int64, err error) {
+	l, found, err := c.readLookup(ctx, keyHash)
+	switch {
+	case err != nil:
+		return "", 0, fmt.Errorf("look up key: %w", err)
+	case !found:
+		return "", 0, fmt.Errorf("look up key: %w", token.ErrNotFound)
+	case checkUser(l.UserID) != nil || l.TokenID <= 0:
+		return "", 0, errors.New("look up key: malformed lookup item")
+	case !l.live(now):
+		// A rotated-out key whose grace ended; TTL has not deleted it yet.
+		return "", 0, fmt.Errorf("look up key: %w", token.ErrNotFound)
+	}
+	return l.UserID, l.TokenID, nil
+}
+
+func decodeToken(av map[string]types.AttributeValue) (token.Token, error) {
+	var it tokenItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return token.Token{}, fmt.Errorf("decode token: %w", err)
+	}
+	return toDomainToken(it), nil
 }

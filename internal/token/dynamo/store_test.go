@@ -24,12 +24,40 @@ import (
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
-// env is a store on a fresh table.
+// env is every part of a store on a fresh table.
 type env struct {
-	store  *dynamo.Store
+	parts
 	client *dynamodb.Client
 	table  string
 	sealer *seal.AESGCM
+}
+
+// parts is every part of one store, over one core.
+type parts struct {
+	core   *dynamo.Core
+	tokens *dynamo.Tokens
+	keys   *dynamo.Keys
+	ledger *dynamo.Ledger
+	access *dynamo.AccessTokens
+}
+
+// newParts builds every part of a store of table through client, sealing
+// with sealer, its per-user token limit limit (0: the default).
+func newParts(t *testing.T, client dynamo.API, table string, sealer token.Sealer, limit int) parts {
+	t.Helper()
+	core, err := dynamo.NewCore(client, table)
+	if err != nil {
+		t.Fatalf("NewCore: %v", err)
+	}
+	tokens, err := dynamo.NewTokens(core, sealer, limit)
+	if err != nil {
+		t.Fatalf("NewTokens: %v", err)
+	}
+	keys, err := dynamo.NewKeys(core, sealer)
+	if err != nil {
+		t.Fatalf("NewKeys: %v", err)
+	}
+	return parts{core: core, tokens: tokens, keys: keys, ledger: dynamo.NewLedger(core), access: dynamo.NewAccessTokens(core)}
 }
 
 func newEnv(t *testing.T, limit int) env {
@@ -43,11 +71,7 @@ func newEnv(t *testing.T, limit int) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := dynamo.New(dynamo.Config{Client: client, Table: table, Sealer: sealer, MaxTokensPerUser: limit})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return env{store: store, client: client, table: table, sealer: sealer}
+	return env{parts: newParts(t, client, table, sealer, limit), client: client, table: table, sealer: sealer}
 }
 
 var now = time.Unix(1_800_000_000, 0)
@@ -76,7 +100,7 @@ func mustTokens(t *testing.T, userID string, s token.Spec) []token.Token {
 	return toks
 }
 
-func mustCreate(t *testing.T, s *dynamo.Store, userID string, toks []token.Token) []token.Token {
+func mustCreate(t *testing.T, s *dynamo.Tokens, userID string, toks []token.Token) []token.Token {
 	t.Helper()
 	got, err := s.Create(context.Background(), userID, toks)
 	if err != nil {
@@ -176,19 +200,24 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := dynamodb.New(dynamodb.Options{Region: "us-east-1"})
+	core, err := dynamo.NewCore(client, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
-		cfg  dynamo.Config
+		new  func() error
 	}{
-		{"no client", dynamo.Config{Table: "t", Sealer: sealer}},
-		{"no table", dynamo.Config{Client: client, Sealer: sealer}},
-		{"no sealer", dynamo.Config{Client: client, Table: "t"}},
-		{"negative limit", dynamo.Config{Client: client, Table: "t", Sealer: sealer, MaxTokensPerUser: -1}},
+		{"no client", func() error { _, err := dynamo.NewCore(nil, "t"); return err }},
+		{"no table", func() error { _, err := dynamo.NewCore(client, ""); return err }},
+		{"tokens without a sealer", func() error { _, err := dynamo.NewTokens(core, nil, 0); return err }},
+		{"negative limit", func() error { _, err := dynamo.NewTokens(core, sealer, -1); return err }},
+		{"keys without a sealer", func() error { _, err := dynamo.NewKeys(core, nil); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := dynamo.New(tt.cfg); err == nil {
-				t.Error("New: got nil error")
+			if err := tt.new(); err == nil {
+				t.Error("got nil error")
 			}
 		})
 	}
@@ -198,7 +227,7 @@ func TestCRUDRoundTrip(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := context.Background()
 	in := mustTokens(t, "alice", spec("work", 2))
-	created := mustCreate(t, e.store, "alice", in)
+	created := mustCreate(t, e.tokens, "alice", in)
 
 	if got, want := ids(created), []int64{1, 2}; !slices.Equal(got, want) {
 		t.Fatalf("created ids = %v, want %v", got, want)
@@ -209,7 +238,7 @@ func TestCRUDRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(c, want) {
 			t.Errorf("created[%d] = %+v, want %+v", i, c, want)
 		}
-		got, err := e.store.Get(ctx, "alice", c.ID)
+		got, err := e.tokens.Get(ctx, "alice", c.ID)
 		if err != nil {
 			t.Fatalf("Get(%d): %v", c.ID, err)
 		}
@@ -221,7 +250,7 @@ func TestCRUDRoundTrip(t *testing.T) {
 		}
 	}
 
-	page, err := e.store.List(ctx, "alice", 1, 10)
+	page, err := e.tokens.List(ctx, "alice", 1, 10)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -230,7 +259,7 @@ func TestCRUDRoundTrip(t *testing.T) {
 	}
 
 	name := "renamed"
-	updated, err := e.store.Update(ctx, "alice", 1, token.Patch{Name: &name}, now)
+	updated, err := e.tokens.Update(ctx, "alice", 1, token.Patch{Name: &name}, now)
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
@@ -238,14 +267,14 @@ func TestCRUDRoundTrip(t *testing.T) {
 		t.Errorf("Update: name %q, want %q", updated.Name, name)
 	}
 
-	if err := e.store.Delete(ctx, "alice", 2); err != nil {
+	if err := e.tokens.Delete(ctx, "alice", 2); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	_, err = e.store.Get(ctx, "alice", 2)
+	_, err = e.tokens.Get(ctx, "alice", 2)
 	wantCode(t, "Get after Delete", err, token.ENotFound)
-	wantCode(t, "second Delete", e.store.Delete(ctx, "alice", 2), token.ENotFound)
+	wantCode(t, "second Delete", e.tokens.Delete(ctx, "alice", 2), token.ENotFound)
 
-	page, err = e.store.List(ctx, "alice", 1, 10)
+	page, err = e.tokens.List(ctx, "alice", 1, 10)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -260,19 +289,19 @@ func TestCRUDRoundTrip(t *testing.T) {
 func TestIDsAreNeverReused(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := context.Background()
-	mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("a", 3)))
-	if err := e.store.Delete(ctx, "u1", 3); err != nil {
+	mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("a", 3)))
+	if err := e.tokens.Delete(ctx, "u1", 3); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if n, err := e.store.DeleteMany(ctx, "u1", []int64{1, 2}); err != nil || n != 2 {
+	if n, err := e.tokens.DeleteMany(ctx, "u1", []int64{1, 2}); err != nil || n != 2 {
 		t.Fatalf("DeleteMany = %d, %v; want 2, nil", n, err)
 	}
-	got := mustCreate(t, e.store, "u1", mustTokens(t, "u1", spec("b", 2)))
+	got := mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("b", 2)))
 	if want := []int64{4, 5}; !slices.Equal(ids(got), want) {
 		t.Errorf("ids after deleting every token = %v, want %v", ids(got), want)
 	}
 	// Ids are per user.
-	other := mustCreate(t, e.store, "u2", mustTokens(t, "u2", spec("c", 1)))
+	other := mustCreate(t, e.tokens, "u2", mustTokens(t, "u2", spec("c", 1)))
 	if other[0].ID != 1 {
 		t.Errorf("another user's first id = %d, want 1", other[0].ID)
 	}
@@ -281,22 +310,22 @@ func TestIDsAreNeverReused(t *testing.T) {
 func TestOtherUserChangesNothing(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := context.Background()
-	mine := mustCreate(t, e.store, "owner", mustTokens(t, "owner", spec("mine", 2)))
+	mine := mustCreate(t, e.tokens, "owner", mustTokens(t, "owner", spec("mine", 2)))
 	disable := token.StatusDisabled
 	name := "stolen"
 
-	_, err := e.store.Get(ctx, "intruder", mine[0].ID)
+	_, err := e.tokens.Get(ctx, "intruder", mine[0].ID)
 	wantCode(t, "Get", err, token.ENotFound)
-	_, err = e.store.Update(ctx, "intruder", mine[0].ID, token.Patch{Name: &name, Status: &disable}, now)
+	_, err = e.tokens.Update(ctx, "intruder", mine[0].ID, token.Patch{Name: &name, Status: &disable}, now)
 	wantCode(t, "Update", err, token.ENotFound)
-	wantCode(t, "Delete", e.store.Delete(ctx, "intruder", mine[0].ID), token.ENotFound)
-	n, err := e.store.DeleteMany(ctx, "intruder", ids(mine))
+	wantCode(t, "Delete", e.tokens.Delete(ctx, "intruder", mine[0].ID), token.ENotFound)
+	n, err := e.tokens.DeleteMany(ctx, "intruder", ids(mine))
 	if err != nil || n != 0 {
 		t.Fatalf("DeleteMany = %d, %v; want 0, nil", n, err)
 	}
 
 	for _, m := range mine {
-		got, err := e.store.Get(ctx, "owner", m.ID)
+		got, err := e.tokens.Get(ctx, "owner", m.ID)
 		if err != nil {
 			t.Fatalf("Get(%d): %v", m.ID, err)
 		}
@@ -304,10 +333,10 @@ func TestOtherUserChangesNothing(t *testing.T) {
 			t.Errorf("token %d changed: %+v, want %+v", m.ID, got, masked(m))
 		}
 	}
-	if page, err := e.store.List(ctx, "owner", 1, 10); err != nil || page.Total != 2 {
+	if page, err := e.tokens.List(ctx, "owner", 1, 10); err != nil || page.Total != 2 {
 		t.Errorf("owner's List total = %d, %v; want 2", page.Total, err)
 	}
-	if page, err := e.store.List(ctx, "intruder", 1, 10); err != nil || page.Total != 0 || len(page.Items) != 0 {
+	if page, err := e.tokens.List(ctx, "intruder", 1, 10); err != nil || page.Total != 0 || len(page.Items) != 0 {
 		t.Errorf("intruder's List = %+v, %v; want empty", page, err)
 	}
 	if got := countTokenItems(t, e, "intruder"); got != 0 {
@@ -323,7 +352,7 @@ func TestCreateConcurrentLimit(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range callers {
 		toks := mustTokens(t, "busy", spec(fmt.Sprintf("t%d", i), 1))
-		wg.Go(func() { results[i], errs[i] = e.store.Create(context.Background(), "busy", toks) })
+		wg.Go(func() { results[i], errs[i] = e.tokens.Create(context.Background(), "busy", toks) })
 	}
 	wg.Wait()
 
@@ -347,14 +376,14 @@ func TestCreateConcurrentLimit(t *testing.T) {
 	if want := seq(1, 1, limit); !slices.Equal(got, want) {
 		t.Errorf("ids = %v, want %v", got, want)
 	}
-	page, err := e.store.List(context.Background(), "busy", 1, 5)
+	page, err := e.tokens.List(context.Background(), "busy", 1, 5)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
 	if real := countTokenItems(t, e, "busy"); page.Total != limit || real != limit {
 		t.Errorf("List total %d, token items %d; want %d", page.Total, real, limit)
 	}
-	_, err = e.store.Create(context.Background(), "busy", mustTokens(t, "busy", spec("one-more", 1)))
+	_, err = e.tokens.Create(context.Background(), "busy", mustTokens(t, "busy", spec("one-more", 1)))
 	wantCode(t, "Create over the limit", err, token.ETokenLimit)
 }
 
@@ -366,7 +395,7 @@ func TestCreateConcurrentUnderLimit(t *testing.T) {
 	results := make([][]token.Token, callers)
 	for i := range callers {
 		toks := mustTokens(t, "u", spec(fmt.Sprintf("t%d", i), 1))
-		wg.Go(func() { results[i], errs[i] = e.store.Create(context.Background(), "u", toks) })
+		wg.Go(func() { results[i], errs[i] = e.tokens.Create(context.Background(), "u", toks) })
 	}
 	wg.Wait()
 	var got []int64
@@ -380,7 +409,7 @@ func TestCreateConcurrentUnderLimit(t *testing.T) {
 	if want := seq(1, 1, callers); !slices.Equal(got, want) {
 		t.Errorf("ids = %v, want %v", got, want)
 	}
-	page, err := e.store.List(context.Background(), "u", 1, 1)
+	page, err := e.tokens.List(context.Background(), "u", 1, 1)
 	if err != nil || page.Total != callers {
 		t.Errorf("List total = %d, %v; want %d", page.Total, err, callers)
 	}
@@ -389,8 +418,8 @@ func TestCreateConcurrentUnderLimit(t *testing.T) {
 func TestDeleteManyConcurrentOverlap(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := context.Background()
-	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("a", 49)))
-	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("b", 11)))
+	mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("a", 49)))
+	mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("b", 11)))
 	// Overlapping sets, two of them longer than one transaction.
 	sets := [][]int64{
 		seq(1, 1, 55),         // 1..55
@@ -411,7 +440,7 @@ func TestDeleteManyConcurrentOverlap(t *testing.T) {
 	errs := make([]error, len(sets))
 	var wg sync.WaitGroup
 	for i, s := range sets {
-		wg.Go(func() { counts[i], errs[i] = e.store.DeleteMany(ctx, "u", s) })
+		wg.Go(func() { counts[i], errs[i] = e.tokens.DeleteMany(ctx, "u", s) })
 	}
 	wg.Wait()
 	sum := 0
@@ -424,7 +453,7 @@ func TestDeleteManyConcurrentOverlap(t *testing.T) {
 	if sum != len(unique) {
 		t.Errorf("deleted counts %v add up to %d, want %d", counts, sum, len(unique))
 	}
-	page, err := e.store.List(ctx, "u", 1, 100)
+	page, err := e.tokens.List(ctx, "u", 1, 100)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -449,7 +478,7 @@ func TestDeleteManyInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.store.DeleteMany(context.Background(), "u", tt.ids)
+			_, err := e.tokens.DeleteMany(context.Background(), "u", tt.ids)
 			wantCode(t, "DeleteMany", err, token.EInvalidRequest)
 		})
 	}
@@ -458,14 +487,14 @@ func TestDeleteManyInvalid(t *testing.T) {
 func TestCreateMaxCount(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := context.Background()
-	got := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("bulk", token.MaxCount)))
+	got := mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("bulk", token.MaxCount)))
 	if want := seq(1, 1, token.MaxCount); !slices.Equal(ids(got), want) {
 		t.Errorf("ids = %v, want %v", ids(got), want)
 	}
 	if got[1].Name != "bulk-2" {
 		t.Errorf("second name = %q, want bulk-2", got[1].Name)
 	}
-	page, err := e.store.List(ctx, "u", 1, 1)
+	page, err := e.tokens.List(ctx, "u", 1, 1)
 	if err != nil || page.Total != token.MaxCount {
 		t.Errorf("List total = %d, %v; want %d", page.Total, err, token.MaxCount)
 	}
@@ -486,7 +515,7 @@ func TestCreateMaxCount(t *testing.T) {
 			if tt.count > 0 {
 				toks = mustTokens(t, "u", spec("x", tt.count))
 			}
-			_, err := e.store.Create(ctx, "u", toks)
+			_, err := e.tokens.Create(ctx, "u", toks)
 			wantCode(t, "Create", err, token.EInvalidCount)
 		})
 	}
@@ -495,10 +524,10 @@ func TestCreateMaxCount(t *testing.T) {
 func TestCreateLimitReachedWritesNothing(t *testing.T) {
 	e := newEnv(t, 5)
 	ctx := context.Background()
-	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("a", 3)))
-	_, err := e.store.Create(ctx, "u", mustTokens(t, "u", spec("b", 3)))
+	mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("a", 3)))
+	_, err := e.tokens.Create(ctx, "u", mustTokens(t, "u", spec("b", 3)))
 	wantCode(t, "Create past the limit", err, token.ETokenLimit)
-	got := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("c", 2)))
+	got := mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("c", 2)))
 	if want := []int64{4, 5}; !slices.Equal(ids(got), want) {
 		t.Errorf("ids = %v, want %v (a refused create takes no ids)", ids(got), want)
 	}
@@ -573,11 +602,11 @@ func TestUpdate(t *testing.T) {
 			toks := mustTokens(t, user, spec("tok", 1))
 			toks[0].Status, toks[0].ExpiredTime = tt.stored.status, tt.stored.expired
 			toks[0].RemainQuota, toks[0].UnlimitedQuota = tt.stored.remain, tt.stored.unlimited
-			before := masked(mustCreate(t, e.store, user, toks)[0])
+			before := masked(mustCreate(t, e.tokens, user, toks)[0])
 
-			got, err := e.store.Update(ctx, user, before.ID, tt.patch, now)
+			got, err := e.tokens.Update(ctx, user, before.ID, tt.patch, now)
 			wantCode(t, "Update", err, tt.wantCode)
-			after, gerr := e.store.Get(ctx, user, before.ID)
+			after, gerr := e.tokens.Get(ctx, user, before.ID)
 			if gerr != nil {
 				t.Fatalf("Get: %v", gerr)
 			}
@@ -612,7 +641,7 @@ func TestUpdate(t *testing.T) {
 			{},
 		}
 		for _, p := range patches {
-			_, err := e.store.Update(ctx, "nobody", 42, p, now)
+			_, err := e.tokens.Update(ctx, "nobody", 42, p, now)
 			wantCode(t, fmt.Sprintf("Update(%+v)", p), err, token.ENotFound)
 		}
 	})
@@ -621,7 +650,7 @@ func TestUpdate(t *testing.T) {
 func TestList(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := context.Background()
-	mustCreate(t, e.store, "u", mustTokens(t, "u", spec("a", 25)))
+	mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("a", 25)))
 	tests := []struct {
 		name       string
 		page, size int
@@ -637,7 +666,7 @@ func TestList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			page, err := e.store.List(ctx, "u", tt.page, tt.size)
+			page, err := e.tokens.List(ctx, "u", tt.page, tt.size)
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
@@ -652,13 +681,13 @@ func TestList(t *testing.T) {
 		})
 	}
 	t.Run("user without tokens", func(t *testing.T) {
-		page, err := e.store.List(ctx, "empty", 1, 10)
+		page, err := e.tokens.List(ctx, "empty", 1, 10)
 		if err != nil || page.Total != 0 || page.Items == nil || len(page.Items) != 0 {
 			t.Errorf("List = %+v, %v; want total 0 and an empty list", page, err)
 		}
 	})
 	t.Run("invalid page", func(t *testing.T) {
-		_, err := e.store.List(ctx, "u", 0, 10)
+		_, err := e.tokens.List(ctx, "u", 0, 10)
 		wantCode(t, "List(0, 10)", err, token.EInvalidRequest)
 	})
 }
@@ -668,9 +697,9 @@ func TestSearch(t *testing.T) {
 	ctx := context.Background()
 	var all []token.Token
 	for _, name := range []string{"Alpha API", "beta", "gamma api", "Delta"} {
-		all = append(all, mustCreate(t, e.store, "u", mustTokens(t, "u", spec(name, 1)))...)
+		all = append(all, mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec(name, 1)))...)
 	}
-	theirs := mustCreate(t, e.store, "other", mustTokens(t, "other", spec("Alpha API", 1)))[0]
+	theirs := mustCreate(t, e.tokens, "other", mustTokens(t, "other", spec("Alpha API", 1)))[0]
 	// Ids of the tokens whose full key shows fragment among its visible
 	// characters (the 4 after sk- and the last 4), newest first: computed
 	// from the full keys, independently of the store's mask matching.
@@ -712,7 +741,7 @@ func TestSearch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := e.store.Search(ctx, "u", tt.q, tt.limit)
+			got, err := e.tokens.Search(ctx, "u", tt.q, tt.limit)
 			if err != nil {
 				t.Fatalf("Search: %v", err)
 			}
@@ -733,7 +762,7 @@ func TestSearch(t *testing.T) {
 
 func TestNoPlaintextKeyStored(t *testing.T) {
 	e := newEnv(t, 0)
-	created := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("k", 5)))
+	created := mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("k", 5)))
 	var bodies []string
 	for _, c := range created {
 		bodies = append(bodies, strings.TrimPrefix(c.Key, "sk-"))
@@ -776,7 +805,7 @@ func TestNoPlaintextKeyStored(t *testing.T) {
 
 func TestSealedKeyOpensOnlyInItsItem(t *testing.T) {
 	e := newEnv(t, 0)
-	created := mustCreate(t, e.store, "u", mustTokens(t, "u", spec("k", 2)))
+	created := mustCreate(t, e.tokens, "u", mustTokens(t, "u", spec("k", 2)))
 	sealedOf := map[string][]byte{}
 	for _, item := range scanAll(t, e) {
 		sk := item["sk"].(*types.AttributeValueMemberS).Value
@@ -803,26 +832,26 @@ func TestAccessTokens(t *testing.T) {
 	ctx := context.Background()
 	const hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	p := auth.Principal{UserID: "alice", Role: auth.RoleAdmin}
-	if err := e.store.PutAccessToken(ctx, hash, p); err != nil {
+	if err := e.access.PutAccessToken(ctx, hash, p); err != nil {
 		t.Fatalf("PutAccessToken: %v", err)
 	}
-	if err := e.store.PutAccessToken(ctx, hash, auth.Principal{UserID: "mallory", Role: auth.RoleAdmin}); err == nil {
+	if err := e.access.PutAccessToken(ctx, hash, auth.Principal{UserID: "mallory", Role: auth.RoleAdmin}); err == nil {
 		t.Error("PutAccessToken over an existing hash: got nil error")
 	}
-	got, err := e.store.LookupAccessToken(ctx, hash)
+	got, err := e.access.LookupAccessToken(ctx, hash)
 	if err != nil || got != p {
 		t.Fatalf("LookupAccessToken = %+v, %v; want %+v", got, err, p)
 	}
-	if _, err := e.store.LookupAccessToken(ctx, strings.Repeat("f", 64)); !errors.Is(err, auth.ErrUnknown) {
+	if _, err := e.access.LookupAccessToken(ctx, strings.Repeat("f", 64)); !errors.Is(err, auth.ErrUnknown) {
 		t.Errorf("LookupAccessToken(unknown) error = %v, want ErrUnknown", err)
 	}
-	if err := e.store.RevokeAccessToken(ctx, hash); err != nil {
+	if err := e.access.RevokeAccessToken(ctx, hash); err != nil {
 		t.Fatalf("RevokeAccessToken: %v", err)
 	}
-	if _, err := e.store.LookupAccessToken(ctx, hash); !errors.Is(err, auth.ErrUnknown) {
+	if _, err := e.access.LookupAccessToken(ctx, hash); !errors.Is(err, auth.ErrUnknown) {
 		t.Errorf("LookupAccessToken after revoke error = %v, want ErrUnknown", err)
 	}
-	if err := e.store.RevokeAccessToken(ctx, hash); err != nil {
+	if err := e.access.RevokeAccessToken(ctx, hash); err != nil {
 		t.Errorf("second RevokeAccessToken: %v", err)
 	}
 	tests := []struct {
@@ -834,7 +863,7 @@ func TestAccessTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := e.store.PutAccessToken(ctx, strings.Repeat("a", 64), tt.p); err == nil {
+			if err := e.access.PutAccessToken(ctx, strings.Repeat("a", 64), tt.p); err == nil {
 				t.Error("PutAccessToken: got nil error")
 			}
 		})

@@ -16,7 +16,7 @@ import (
 // the token exists and, when p enables it, the enable rules on the stored
 // values p does not replace; when the condition fails, the old item (returned
 // with the failure) says which rule refused. An empty patch reads the token.
-func (s *Store) Update(ctx context.Context, userID string, id int64, p token.Patch, now time.Time) (token.Token, error) {
+func (s *Tokens) Update(ctx context.Context, userID string, id int64, p token.Patch, now time.Time) (token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Token{}, fmt.Errorf("update token: %w", err)
 	}
@@ -55,9 +55,9 @@ func (s *Store) Update(ctx context.Context, userID string, id int64, p token.Pat
 	if err != nil {
 		return token.Token{}, fmt.Errorf("update token: %w", err)
 	}
-	in := s.conditionalUpdate(tokenKey(userID, id), expr)
+	in := s.core.updateInput(tokenKey(userID, id), expr)
 	in.ReturnValues = types.ReturnValueAllNew
-	out, err := s.db.UpdateItem(ctx, in)
+	out, err := s.core.db.UpdateItem(ctx, in)
 	if ccf, ok := isConditionFailed(err); ok {
 		if len(ccf.Item) == 0 {
 			return token.Token{}, fmt.Errorf("update token: %w", token.ErrNotFound)
@@ -121,8 +121,8 @@ func enableConditions(p token.Patch, now time.Time) (rules []expression.Conditio
 }
 
 // refuseEnable reads the token to tell which refusal an enabling patch meets.
-func (s *Store) refuseEnable(ctx context.Context, userID string, id int64, p token.Patch, now time.Time) (token.Token, error) {
-	old, found, err := s.getToken(ctx, userID, id)
+func (s *Tokens) refuseEnable(ctx context.Context, userID string, id int64, p token.Patch, now time.Time) (token.Token, error) {
+	old, found, err := s.core.readToken(ctx, userID, id)
 	switch {
 	case err != nil:
 		return token.Token{}, fmt.Errorf("update token: %w", err)

@@ -40,8 +40,12 @@ type env struct {
 	memoryMB   map[string]int // logical id -> MemorySize
 
 	counter *ddbcount.Counter
-	store   *dynamo.Store // counted
-	rules   token.Rules
+	// The parts of one store, every request counted.
+	tokens *dynamo.Tokens
+	keys   *dynamo.Keys
+	ledger *dynamo.Ledger
+	access *dynamo.AccessTokens
+	rules  token.Rules
 
 	largestItem int
 	skipped     []string
@@ -74,11 +78,8 @@ func setUp(ctx context.Context, o options, progress func(string, ...any)) (_ *en
 	e.table = fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	tmplPath := filepath.Join(root, o.template)
 	e.tmpl, err = template.Load(tmplPath, template.Options{
-		ParameterOverrides: map[string]string{
-			"SealingKey":       e.sealingKey,
-			"MaxTokensPerUser": fmt.Sprint(maxTokens),
-		},
-		TableNames: map[string]string{"TokensTable": e.table},
+		ParameterOverrides: map[string]string{"MaxTokensPerUser": fmt.Sprint(maxTokens)},
+		TableNames:         map[string]string{"TokensTable": e.table},
 	})
 	if err != nil {
 		return nil, err
@@ -94,15 +95,17 @@ func setUp(ctx context.Context, o options, progress func(string, ...any)) (_ *en
 		return nil, err
 	}
 	e.counter = &ddbcount.Counter{}
-	e.store, err = dynamo.New(dynamo.Config{
-		Client:           dynamodb.New(e.ddb.Client().Options(), e.counter.CapacityOption),
-		Table:            e.table,
-		Sealer:           sealer,
-		MaxTokensPerUser: maxTokens,
-	})
+	core, err := dynamo.NewCore(dynamodb.New(e.ddb.Client().Options(), e.counter.CapacityOption), e.table)
 	if err != nil {
 		return nil, err
 	}
+	if e.tokens, err = dynamo.NewTokens(core, sealer, maxTokens); err != nil {
+		return nil, err
+	}
+	if e.keys, err = dynamo.NewKeys(core, sealer); err != nil {
+		return nil, err
+	}
+	e.ledger, e.access = dynamo.NewLedger(core), dynamo.NewAccessTokens(core)
 	e.rules = token.Rules{AllowedGroups: []string{"default"}}
 	return e, nil
 }

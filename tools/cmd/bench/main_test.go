@@ -19,7 +19,7 @@ func TestSmoke(t *testing.T) {
 	}
 	out := t.TempDir()
 	args := []string{
-		"-root", filepath.Join("..", ".."), "-out", out,
+		"-root", filepath.Join("..", "..", ".."), "-out", out,
 		"-tokens", "3", "-calls", "2", "-warmup", "1",
 		"-http-requests", "4", "-concurrency", "2", "-cold-runs", "1", "-functions", "GetTokenFunction",
 	}

@@ -241,7 +241,7 @@ func (e *env) createTokens(ctx context.Context, user, name string, n int) ([]tok
 		if err != nil {
 			return nil, err
 		}
-		got, err := e.store.Create(ctx, user, toks)
+		got, err := e.tokens.Create(ctx, user, toks)
 		if err != nil {
 			return nil, fmt.Errorf("create tokens: %w", err)
 		}
@@ -260,18 +260,18 @@ func (e *env) measureEndpoints(ctx context.Context, o options, n int) ([]Row, er
 	mid := toks[len(toks)/2]
 	var clock api.Clock = time.Now
 	h := map[string]lambdaHTTP{
-		"ListTokensFunction":        api.LambdaHandler(api.ListTokens(e.store, clock)),
-		"SearchTokensFunction":      api.LambdaHandler(api.SearchTokens(e.store, clock)),
-		"GetTokenFunction":          api.LambdaHandler(api.GetToken(e.store, clock)),
-		"CreateTokenFunction":       api.LambdaHandler(api.CreateTokens(e.store, e.rules, clock)),
-		"UpdateTokenFunction":       api.LambdaHandler(api.UpdateToken(e.store, e.rules, clock)),
-		"DeleteTokenFunction":       api.LambdaHandler(api.DeleteToken(e.store)),
-		"BatchDeleteTokensFunction": api.LambdaHandler(api.BatchDeleteTokens(e.store)),
-		"UsageTokenFunction":        api.LambdaHandler(api.UsageToken(e.store, clock)),
+		"ListTokensFunction":        api.LambdaHandler(api.ListTokens(e.tokens, clock)),
+		"SearchTokensFunction":      api.LambdaHandler(api.SearchTokens(e.tokens, clock)),
+		"GetTokenFunction":          api.LambdaHandler(api.GetToken(e.tokens, clock)),
+		"CreateTokenFunction":       api.LambdaHandler(api.CreateTokens(e.tokens, e.rules, clock)),
+		"UpdateTokenFunction":       api.LambdaHandler(api.UpdateToken(e.tokens, e.rules, clock)),
+		"DeleteTokenFunction":       api.LambdaHandler(api.DeleteToken(e.tokens)),
+		"BatchDeleteTokensFunction": api.LambdaHandler(api.BatchDeleteTokens(e.tokens)),
+		"UsageTokenFunction":        api.LambdaHandler(api.UsageToken(e.tokens, clock)),
 		// A reveal limit the bench never reaches: it measures the work, not the 429.
-		"RevealTokenKeyFunction":  api.LambdaHandler(api.RevealKey(e.store, benchRevealsPerMinute, clock)),
-		"RevealTokenKeysFunction": api.LambdaHandler(api.RevealKeys(e.store, benchRevealsPerMinute, clock)),
-		"RotateTokenFunction":     api.LambdaHandler(api.RotateToken(e.store, clock)),
+		"RevealTokenKeyFunction":  api.LambdaHandler(api.RevealKey(e.keys, benchRevealsPerMinute, clock)),
+		"RevealTokenKeysFunction": api.LambdaHandler(api.RevealKeys(e.keys, benchRevealsPerMinute, clock)),
+		"RotateTokenFunction":     api.LambdaHandler(api.RotateToken(e.keys, clock)),
 	}
 	revealIDs := make([]int64, 0, 100)
 	for _, t := range toks[:min(len(toks), 100)] {
@@ -330,7 +330,7 @@ func (e *env) measureEndpoints(ctx context.Context, o options, n int) ([]Row, er
 				if victim == 0 {
 					return nil
 				}
-				err := e.store.Delete(ctx, user, victim) // keep the count at n
+				err := e.tokens.Delete(ctx, user, victim) // keep the count at n
 				victim = 0
 				return err
 			},
@@ -414,10 +414,10 @@ func (e *env) measureAuthorizer(ctx context.Context, o options) (Row, error) {
 	if err != nil {
 		return Row{}, err
 	}
-	if err := e.store.PutAccessToken(ctx, auth.Hash(at), auth.Principal{UserID: "bench-auth", Role: auth.RoleUser}); err != nil {
+	if err := e.access.PutAccessToken(ctx, auth.Hash(at), auth.Principal{UserID: "bench-auth", Role: auth.RoleUser}); err != nil {
 		return Row{}, err
 	}
-	a := authorizer.New(e.store)
+	a := authorizer.New(e.access)
 	ev := events.APIGatewayV2CustomAuthorizerV2Request{Version: "2.0", Type: "REQUEST", RouteKey: "GET /api/token/{id}", Headers: map[string]string{"authorization": "Bearer " + at}}
 	r := Row{Name: "authorizer (every HTTP request)", Function: "AuthorizerFunction", Minimum: "1 strongly consistent GetItem of the access token item"}
 	err = e.measure(&r, call{run: func(int) error {
@@ -442,7 +442,7 @@ func (e *env) measureVerify(ctx context.Context, o options) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	rpm, err := e.store.Create(ctx, user, rpmToks)
+	rpm, err := e.tokens.Create(ctx, user, rpmToks)
 	if err != nil {
 		return nil, err
 	}
@@ -450,7 +450,7 @@ func (e *env) measureVerify(ctx context.Context, o options) ([]Row, error) {
 		b, _ := json.Marshal(map[string]any{"key": key, "model": "gpt-4", "client_ip": "10.0.0.1", "consume": consume})
 		return b
 	}
-	warm := verify.NewInvoker(verify.New(e.store, 0), time.Now)
+	warm := verify.NewInvoker(verify.New(e.ledger, 0), time.Now)
 	invoke := func(inv verify.Invoker, p []byte, wantValid bool) error {
 		out, err := inv.Invoke(ctx, p)
 		if err != nil {
@@ -473,7 +473,7 @@ func (e *env) measureVerify(ctx context.Context, o options) ([]Row, error) {
 		{"verify (warm)", "1 strongly consistent read of the token (and its user's status)", call{run: func(int) error { return invoke(warm, payload(plain[0].Key, 0), true) }}},
 		{"verify+consume", "1 read + 1 conditional UpdateItem", call{run: func(int) error { return invoke(warm, payload(plain[0].Key, 1), true) }}},
 		{"first use of a key", "1 GetItem of the key lookup item + the warm verify", call{
-			prep: func(int) error { fresh = verify.NewInvoker(verify.New(e.store, 0), time.Now); return nil },
+			prep: func(int) error { fresh = verify.NewInvoker(verify.New(e.ledger, 0), time.Now); return nil },
 			run:  func(int) error { return invoke(fresh, payload(plain[0].Key, 0), true) },
 		}},
 		{"rpm_limit set", "the warm verify + 1 conditional UpdateItem counting the minute", call{run: func(int) error { return invoke(warm, payload(rpm[0].Key, 0), true) }}},

@@ -39,6 +39,7 @@ func (e *env) startStack(ctx context.Context, functions []string, maxInstances i
 	return stack.Start(ctx, stack.Config{
 		Template: e.tmpl, Root: e.root, LocalDir: filepath.Join(e.root, ".local"),
 		DynamoDBEndpoint: e.ddb.Endpoint, Functions: functions, MaxInstances: maxInstances, Output: io.Discard,
+		SealingKey: e.sealingKey,
 	})
 }
 
@@ -64,7 +65,7 @@ func (e *env) measureHTTP(ctx context.Context, o options) ([]HTTPRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.store.PutAccessToken(ctx, auth.Hash(at), auth.Principal{UserID: user, Role: auth.RoleUser}); err != nil {
+	if err := e.access.PutAccessToken(ctx, auth.Hash(at), auth.Principal{UserID: user, Role: auth.RoleUser}); err != nil {
 		return nil, err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxConc}, Timeout: 30 * time.Second}
@@ -216,7 +217,9 @@ func (e *env) measureFunctions(ctx context.Context, o options) ([]FunctionRow, e
 		for range o.coldRuns {
 			p := stack.NewPool(stack.PoolConfig{
 				Name: id, RIE: rie, Bootstrap: bootstrap,
-				Env:     stack.FunctionEnv(fn, filepath.Dir(bootstrap), e.ddb.Endpoint),
+				Env: stack.FunctionEnv(fn, stack.LocalEnv{
+					TaskRoot: filepath.Dir(bootstrap), DynamoDBEndpoint: e.ddb.Endpoint, SealingKey: e.sealingKey,
+				}),
 				Timeout: fn.Timeout, MaxInstances: 1, Output: io.Discard,
 			})
 			inv, err := p.Invoke(ctx, payload)

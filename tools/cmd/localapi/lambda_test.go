@@ -15,8 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
 
+	"github.com/llmgw/token-service/tools/stack"
 	"github.com/llmgw/token-service/tools/stacktest"
+	"github.com/llmgw/token-service/tools/template"
 )
 
 // runningAPI is `localapi start-api` running in the test, on free ports.
@@ -151,6 +154,18 @@ func TestLambdaInvokeAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("only verify is open to the relay", func(t *testing.T) {
+		want := "  callers act as " + stack.DevRelayRoleARN + "; template permissions open to it: VerifyTokenFunction\n"
+		if !strings.Contains(api.stdout.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, api.stdout.String())
+		}
+		_, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("GetTokenFunction"), Payload: []byte(`{}`)})
+		var apiErr smithy.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDeniedException" {
+			t.Fatalf("error %v (%T), want AccessDeniedException", err, err)
+		}
+	})
+
 	t.Run("unknown function", func(t *testing.T) {
 		_, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("NoSuchFunction"), Payload: []byte(`{}`)})
 		var nf *types.ResourceNotFoundException
@@ -234,6 +249,41 @@ func TestLambdaInvokeAPI(t *testing.T) {
 	}
 	if !strings.Contains(logs, "msg=invoke api=lambda status=200 function=VerifyTokenFunction") {
 		t.Errorf("no request line of the Lambda Invoke API in the log:\n%.2000s", logs)
+	}
+}
+
+func TestInvokePrincipal(t *testing.T) {
+	load := func(relay string) *template.Stack {
+		params, err := stack.LocalParameters(projectTemplate, map[string]string{"RelayRoleArn": relay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl, err := template.Load(projectTemplate, template.Options{ParameterOverrides: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tmpl
+	}
+	const relay, other = "arn:aws:iam::123456789012:role/relay", "arn:aws:iam::123456789012:role/other"
+	tests := []struct {
+		name, flag, relayRole, want string
+	}{
+		{"the development relay", "", stack.DevRelayRoleARN, stack.DevRelayRoleARN},
+		{"the template's relay", "", relay, relay},
+		{"RelayRoleArn empty", "", "", stack.DevRelayRoleARN},
+		{"flag", other, relay, other},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := invokePrincipal(options{invokePrincipal: tt.flag}, load(tt.relayRole)); got != tt.want {
+				t.Errorf("invokePrincipal = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// start-api takes the flag (and stops at the bad port before starting).
+	err := run(context.Background(), []string{"start-api", "-invoke-principal", other, "-lambda-port", "nope"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-lambda-port") {
+		t.Errorf("start-api -invoke-principal: %v, want only the -lambda-port error", err)
 	}
 }
 

@@ -5,6 +5,18 @@
 // `sam local start-lambda` serves them (so the AWS SDK's Lambda client can
 // invoke e.g. VerifyTokenFunction; any SigV4 signature is accepted).
 //
+// It enforces the Lambda resource permissions a deployment would have (see
+// template.Permission): a route whose function or authorizer API Gateway
+// may not invoke answers 500 {"message":"Internal Server Error"}, as in
+// AWS, with the reason in the log; the Invoke API acts as one principal
+// (-invoke-principal, by default the relay's role: RelayRoleArn, which
+// locally defaults to arn:aws:iam::123456789012:role/local-relay) and
+// answers 403 AccessDeniedException for a function no permission opens to
+// it. invoke, like `sam local invoke`, runs any function. Each function
+// gets AWS_SAM_LOCAL=true, and those that seal with KMS in AWS (their
+// template environment declares KMS_KEY_ID) an empty KMS_KEY_ID and the
+// development SEALING_KEY kept in <local-dir>/sealing-key.
+//
 //	localapi [start-api] [flags]              serve the API on 127.0.0.1:3000, the Invoke API on 127.0.0.1:3001
 //	localapi invoke <LogicalId> -e event.json [flags]   run one event, print the answer
 //
@@ -14,7 +26,8 @@
 // -table, -max-instances, -local-dir, -verbose, -no-iam (each function's
 // DynamoDB calls are checked against its template Policies unless given). start-api also takes -addr
 // and -port (the HTTP API), -lambda-addr and -lambda-port (the Invoke API;
-// -lambda-port off serves none; port 0 of either = a free port).
+// -lambda-port off serves none; port 0 of either = a free port) and
+// -invoke-principal (who the Invoke API's callers are).
 package main
 
 import (
@@ -29,7 +42,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,6 +104,8 @@ type options struct {
 	port       int
 	lambdaAddr string
 	lambdaPort string // a port number or "off"
+	// invokePrincipal is who the Invoke API acts as; "" = the relay's role.
+	invokePrincipal string
 	// invoke
 	event string
 }
@@ -126,6 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.IntVar(&o.port, "port", 3000, "port to listen on")
 		fs.StringVar(&o.lambdaAddr, "lambda-addr", "127.0.0.1", "address of the Lambda Invoke API")
 		fs.StringVar(&o.lambdaPort, "lambda-port", "3001", `port of the Lambda Invoke API ("off": none)`)
+		fs.StringVar(&o.invokePrincipal, "invoke-principal", "", "IAM principal (role ARN) the Lambda Invoke API's callers act as; it serves only the functions a template permission opens to it (default: the relay's role, RelayRoleArn, locally "+stack.DevRelayRoleARN+")")
 		if err := parseFlags(fs, args, &o); err != nil {
 			return err
 		}
@@ -196,7 +211,7 @@ func setUp(ctx context.Context, o options, functions []string, stderr io.Writer)
 	if !filepath.IsAbs(localDir) {
 		localDir = filepath.Join(root, localDir)
 	}
-	params, err := parameterValues(o)
+	params, err := stack.LocalParameters(o.template, o.overrides)
 	if err != nil {
 		return nil, err
 	}
@@ -240,33 +255,6 @@ func setUp(ctx context.Context, o options, functions []string, stderr io.Writer)
 	return e, nil
 }
 
-// parameterValues adds the dev sealing key (kept in <local-dir>/sealing-key)
-// when the template's SealingKey parameter has no override and no default
-// or an empty one (in AWS the stack seals with KMS; locally KMS_KEY_ID
-// resolves to "" and the functions use this key).
-func parameterValues(o options) (map[string]string, error) {
-	params := map[string]string{}
-	for k, v := range o.overrides {
-		params[k] = v
-	}
-	missing, err := template.ParametersWithoutValue(o.template)
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := params["SealingKey"]; !ok && slices.Contains(missing, "SealingKey") {
-		localDir := o.localDir
-		if !filepath.IsAbs(localDir) {
-			localDir = filepath.Join(filepath.Dir(o.template), localDir)
-		}
-		key, err := stack.DevSealingKey(filepath.Join(localDir, "sealing-key"))
-		if err != nil {
-			return nil, err
-		}
-		params["SealingKey"] = key
-	}
-	return params, nil
-}
-
 func startAPI(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	e, err := setUp(ctx, o, nil, stderr)
@@ -290,12 +278,12 @@ func startAPI(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		lambdaURL = "http://" + lln.Addr().String()
 		servers = append(servers, &http.Server{
-			Handler:           stack.NewLambdaAPI(e.stack.Pools.Names(), e.stack.Pools, log.With("api", "lambda")),
+			Handler:           stack.NewLambdaAPI(e.tmpl, e.stack.Pools.Names(), invokePrincipal(o, e.tmpl), e.stack.Pools, log.With("api", "lambda")),
 			ReadHeaderTimeout: 10 * time.Second,
 		})
 		listeners = append(listeners, lln)
 	}
-	printBanner(stdout, e, "http://"+ln.Addr().String(), lambdaURL)
+	printBanner(stdout, e, "http://"+ln.Addr().String(), lambdaURL, invokePrincipal(o, e.tmpl))
 
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
@@ -316,6 +304,15 @@ func startAPI(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return serveErr
 }
 
+// invokePrincipal is who the Lambda Invoke API acts as: -invoke-principal,
+// else the relay's role.
+func invokePrincipal(o options, t *template.Stack) string {
+	if o.invokePrincipal != "" {
+		return o.invokePrincipal
+	}
+	return stack.InvokePrincipal(t)
+}
+
 // lambdaListenAddr is where the Lambda Invoke API listens; "" when
 // -lambda-port is off.
 func lambdaListenAddr(o options) (string, error) {
@@ -329,7 +326,7 @@ func lambdaListenAddr(o options) (string, error) {
 	return net.JoinHostPort(o.lambdaAddr, strconv.Itoa(port)), nil
 }
 
-func printBanner(w io.Writer, e *env, url, lambdaURL string) {
+func printBanner(w io.Writer, e *env, url, lambdaURL, principal string) {
 	fmt.Fprintf(w, "DynamoDB: %s (table %s)\n", e.ddb.Endpoint, tableNames(e.tmpl))
 	fmt.Fprintln(w, "Routes:")
 	for _, rt := range e.tmpl.Routes {
@@ -350,7 +347,18 @@ func printBanner(w io.Writer, e *env, url, lambdaURL string) {
 	fmt.Fprintln(w, "Get a user access token (last line):  "+hint)
 	fmt.Fprintf(w, "Then:  curl -H \"Authorization: Bearer $TOKEN\" %s/api/token\n", url)
 	if lambdaURL != "" {
+		var open []string
+		for _, id := range e.stack.Pools.Names() {
+			if _, ok := e.tmpl.Allowing(id, template.Caller{Principal: principal}); ok {
+				open = append(open, id)
+			}
+		}
+		opened := "none: every function answers 403"
+		if len(open) > 0 {
+			opened = strings.Join(open, ", ")
+		}
 		fmt.Fprintf(w, "\nLambda Invoke API: %s (functions by logical id; any SigV4 signature accepted)\n", lambdaURL)
+		fmt.Fprintf(w, "  callers act as %s; template permissions open to it: %s\n", principal, opened)
 		fmt.Fprintf(w, "  aws lambda invoke --endpoint-url %s --function-name VerifyTokenFunction \\\n", lambdaURL)
 		fmt.Fprintln(w, `    --cli-binary-format raw-in-base64-out --payload '{"key":"sk-...","consume":1}' /dev/stdout`)
 	}

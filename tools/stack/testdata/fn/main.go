@@ -87,7 +87,8 @@ func handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.API
 	}
 	env := map[string]string{}
 	for _, k := range []string{"TABLE_NAME", "LOG_LEVEL", "GREETING", "AWS_LAMBDA_FUNCTION_NAME",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "SECRET"} {
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "SECRET",
+		"AWS_SAM_LOCAL", "KMS_KEY_ID", "SEALING_KEY"} {
 		env[k] = os.Getenv(k)
 	}
 	body, err := json.Marshal(reply{PID: os.Getpid(), Calls: n, Env: env, Event: req})

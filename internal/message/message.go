@@ -1,28 +1,25 @@
-package api
+// Package message is the catalog of every user-facing message, by code and
+// language (Chinese by default, as upstream new-api; English on request):
+// the HTTP answers' messages (package api) and the verify answers' (package
+// verify) read the same texts, so neither imports the other.
+package message
 
-import (
-	"net/http"
-	"sort"
-	"strconv"
-	"strings"
+import "github.com/llmgw/token-service/internal/token"
 
-	"github.com/llmgw/token-service/internal/token"
-)
-
-// Lang is a language of the message catalog.
+// Lang is a language of the catalog.
 type Lang int
 
 // The catalog's languages; Chinese is the default, as upstream.
 const (
-	LangZH Lang = iota
-	LangEN
+	ZH Lang = iota
+	EN
 )
 
-type message struct{ zh, en string }
+type texts struct{ zh, en string }
 
 // catalog holds every user-facing message. The zh texts of the upstream codes
 // are new-api's, verbatim.
-var catalog = map[string]message{
+var catalog = map[string]texts{
 	token.EInvalidRequest:  {"参数错误", "Invalid request parameters"},
 	token.EInvalidJSON:     {"请求体不是有效的 JSON，或字段类型错误", "The request body is not valid JSON or a field has the wrong type"},
 	token.EBodyTooLarge:    {"请求体过大（最大 64 KiB）", "The request body is too large (at most 64 KiB)"},
@@ -34,7 +31,9 @@ var catalog = map[string]message{
 	token.EInvalidModels:   {"模型限制无效", "Invalid model_limits"},
 	token.EInvalidAllowIPs: {"IP 白名单无效，请填写 IP 地址或 CIDR 网段", "Invalid allow_ips: use IP addresses or CIDR ranges"},
 	token.EInvalidGroup:    {"分组无效", "Invalid group"},
-	token.EInvalidCount:    {"创建数量无效，必须在 1 到 49 之间，且生成的名称不能超过 30 个字符", "Invalid count: it must be between 1 and 49"},
+	// A generated name over the length limit (name-49) is name_too_long,
+	// not invalid_count: this text speaks of the count only.
+	token.EInvalidCount:    {"创建数量无效，必须在 1 到 49 之间", "Invalid count: it must be between 1 and 49"},
 	token.EInvalidStatus:   {"状态无效，只能设置为 1（启用）或 2（禁用）", "Invalid status: only 1 (enabled) or 2 (disabled) may be set"},
 	token.EInvalidRPMLimit: {"每分钟请求数限制无效", "Invalid rpm_limit"},
 	token.EInvalidGrace:    {"宽限期无效，必须是 0 到 604800 之间的整数（秒）", "Invalid grace_seconds: it must be an integer from 0 to 604800"},
@@ -50,7 +49,7 @@ var catalog = map[string]message{
 
 	// The usage endpoint's missing key (new-api's token.not_provided); its
 	// invalid key is the verify answer's not_found below (token.invalid).
-	UsageKeyMissing: {"未提供令牌", "Token not provided"},
+	token.KeyNotProvided: {"未提供令牌", "Token not provided"},
 
 	// The verify answers' codes (invalid_request and rate_limited are above).
 	token.VerifyNotFound:          {"无效的令牌", "Invalid token"},
@@ -62,79 +61,21 @@ var catalog = map[string]message{
 	token.VerifyInsufficientQuota: {"令牌额度不足", "The token's remaining quota is not enough"},
 }
 
-// verbatim codes keep their upstream message exactly: no detail is appended.
-var verbatim = map[string]bool{
-	token.EInvalidRequest: true,
-	token.ENameTooLong:    true,
-	token.ETokenExpired:   true,
-	token.ETokenExhausted: true,
-	token.ENotFound:       true,
-	token.EListFailed:     true,
-	token.ESearchFailed:   true,
-}
-
-// Message returns the catalog text of code in lang; an unknown code reads as
+// Text returns the catalog text of code in lang; an unknown code reads as
 // internal_error.
-func Message(code string, lang Lang) string {
-	m, ok := catalog[code]
+func Text(code string, lang Lang) string {
+	t, ok := catalog[code]
 	if !ok {
-		m = catalog[token.EInternal]
+		t = catalog[token.EInternal]
 	}
-	if lang == LangEN {
-		return m.en
+	if lang == EN {
+		return t.en
 	}
-	return m.zh
+	return t.zh
 }
 
-// HasMessage reports whether code is in the catalog.
-func HasMessage(code string) bool {
+// Has reports whether code is in the catalog.
+func Has(code string) bool {
 	_, ok := catalog[code]
 	return ok
-}
-
-// RequestLang picks the catalog language of r from its Accept-Language
-// header: the language range with the highest q (the first one on a tie)
-// decides, English when it starts with "en", Chinese otherwise.
-func RequestLang(r *http.Request) Lang {
-	return ParseAcceptLanguage(r.Header.Get("Accept-Language"))
-}
-
-// ParseAcceptLanguage is RequestLang on a header value.
-func ParseAcceptLanguage(header string) Lang {
-	type rng struct {
-		tag string
-		q   float64
-		i   int
-	}
-	var ranges []rng
-	for i, part := range strings.Split(header, ",") {
-		fields := strings.Split(part, ";")
-		tag := strings.ToLower(strings.TrimSpace(fields[0]))
-		if tag == "" {
-			continue
-		}
-		q := 1.0
-		for _, p := range fields[1:] {
-			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-			if !ok || strings.TrimSpace(strings.ToLower(k)) != "q" {
-				continue
-			}
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil || f < 0 || f > 1 {
-				f = 0
-			}
-			q = f
-		}
-		if q > 0 {
-			ranges = append(ranges, rng{tag, q, i})
-		}
-	}
-	if len(ranges) == 0 {
-		return LangZH
-	}
-	sort.SliceStable(ranges, func(a, b int) bool { return ranges[a].q > ranges[b].q })
-	if strings.HasPrefix(ranges[0].tag, "en") {
-		return LangEN
-	}
-	return LangZH
 }
