@@ -5,6 +5,13 @@
 //	go run ./cmd/admin revoke -token - < file-holding-the-token   # or -token at-...
 //	go run ./cmd/admin disable-user -user 42   # from the next request: access tokens refused, keys "disabled"
 //	go run ./cmd/admin enable-user -user 42    # undoes disable-user
+//	go run ./cmd/admin import -from sqlite:one-api.db [-access-tokens] [-user-prefix p] [-allowed-groups default] [-dry-run]
+//
+// import copies a new-api or one-api deployment's tokens (and, with
+// -access-tokens, its users' access tokens) into the table: see
+// internal/importer and the README's migration guide. It seals the keys
+// with the stack's KMS key (KMS_KEY_ID, the SealingKeyArn output) or, only
+// against a local endpoint, with the development SEALING_KEY.
 //
 // The table is TABLE_NAME (default tokens); the DynamoDB endpoint is the AWS
 // SDK's own AWS_ENDPOINT_URL_DYNAMODB. Against a local endpoint (localhost,
@@ -40,7 +47,16 @@ const usage = `usage:
   admin revoke -token at-...|-                    revoke an access token (- reads it from stdin)
   admin disable-user -user <user id>              refuse the user's access tokens and keys from the next request
   admin enable-user -user <user id>               undo disable-user
-environment: TABLE_NAME (default tokens), AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION`
+  admin import -from <source> [flags]             copy a new-api or one-api deployment's tokens into the table
+      <source>: sqlite:<path> | mysql://user:pass@host:port/db | postgres://user:pass@host:port/db
+      -access-tokens        also import the users' access tokens (need AcceptLegacyAccessTokens=true)
+      -user-prefix <p>      user ids become <p><source id> (keeps a second source's users apart)
+      -allowed-groups <g>   comma-separated groups tokens may name (the stack's AllowedGroups; default "default")
+      -max-tokens-per-user  the stack's MaxTokensPerUser, for the report (default 1000)
+      -source-name <name>   what each imported user records as its source (default: the -from without credentials)
+      -parallel <n>         users written at once (default 8)
+      -dry-run              report without writing
+environment: TABLE_NAME (default tokens), AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION; for import KMS_KEY_ID, or SEALING_KEY locally`
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
@@ -107,6 +123,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		fmt.Fprintln(stdout, "revoked")
 		return nil
+	case "import":
+		return runImport(ctx, fs, args[1:], getenv, stdout)
 	case "disable-user", "enable-user":
 		user := fs.String("user", "", "user id")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -136,6 +154,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 // openStore connects to the table and checks that it exists, so that a
 // missing local stack reads as such and not as an SDK error.
 func openStore(ctx context.Context, getenv func(string) string) (*dynamo.AccessTokens, error) {
+	core, _, err := openCore(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return dynamo.NewAccessTokens(core), nil
+}
+
+// openCore connects to the table (checking that it exists) and returns the
+// store's core and the AWS configuration used.
+func openCore(ctx context.Context, getenv func(string) string) (*dynamo.Core, aws.Config, error) {
 	table := getenv("TABLE_NAME")
 	if table == "" {
 		table = "tokens"
@@ -143,7 +171,7 @@ func openStore(ctx context.Context, getenv func(string) string) (*dynamo.AccessT
 	endpoint := getenv("AWS_ENDPOINT_URL_DYNAMODB")
 	cfg, err := awsConfig(ctx, getenv, endpoint)
 	if err != nil {
-		return nil, err
+		return nil, aws.Config{}, err
 	}
 	client := dynamodb.NewFromConfig(cfg)
 	where := endpoint
@@ -153,18 +181,18 @@ func openStore(ctx context.Context, getenv func(string) string) (*dynamo.AccessT
 	if _, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}); err != nil {
 		var nf *types.ResourceNotFoundException
 		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("table %s not found at %s: start the local stack first (make start-api)", table, where)
+			return nil, aws.Config{}, fmt.Errorf("table %s not found at %s: start the local stack first (make start-api)", table, where)
 		}
 		if isLocal(endpoint) {
-			return nil, fmt.Errorf("table %s not found at %s (DynamoDB Local does not answer): start the local stack first (make start-api)", table, where)
+			return nil, aws.Config{}, fmt.Errorf("table %s not found at %s (DynamoDB Local does not answer): start the local stack first (make start-api)", table, where)
 		}
-		return nil, fmt.Errorf("describe table %s at %s: %w", table, where, err)
+		return nil, aws.Config{}, fmt.Errorf("describe table %s at %s: %w", table, where, err)
 	}
 	core, err := dynamo.NewCore(client, table)
 	if err != nil {
-		return nil, err
+		return nil, aws.Config{}, err
 	}
-	return dynamo.NewAccessTokens(core), nil
+	return core, cfg, nil
 }
 
 // awsConfig is the SDK configuration: the environment and the shared

@@ -121,6 +121,9 @@ func TestRunRefusals(t *testing.T) {
 		{"disable without user", []string{"disable-user"}, "user id"},
 		{"enable bad user id", []string{"enable-user", "-user", "a/b"}, "user id"},
 		{"disable no table", []string{"disable-user", "-user", "1"}, "table no-such-table not found"},
+		{"import without a source", []string{"import"}, "-from <source> is required"},
+		{"import from an unknown kind", []string{"import", "-from", "oracle://h/db"}, "-from must be sqlite:<path>"},
+		{"import with a bad prefix", []string{"import", "-from", "sqlite:/nonexistent.db", "-user-prefix", "a b"}, "-user-prefix may hold only"},
 		{"no table", []string{"issue", "-user", "1"}, "table no-such-table not found at " + endpoint + ": start the local stack first (make start-api)"},
 	}
 	for _, tt := range tests {

@@ -24,6 +24,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	lambda.Start(authorizer.New(a.AccessTokens).Handle)
+	lambda.Start(authorizer.New(a.AccessTokens, authorizer.AcceptLegacyAccessTokens(a.Config.AcceptLegacyAccessTokens)).Handle)
 	return nil
 }

@@ -22,6 +22,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api.Start(api.CreateTokens(a.Tokens, a.Rules, a.Clock))
+	api.Start(api.CreateTokens(a.Tokens, a.Rules, a.Clock, api.BudgetZone(a.Config.BudgetZone())))
 	return nil
 }

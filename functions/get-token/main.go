@@ -21,6 +21,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api.Start(api.GetToken(a.Tokens, a.Clock))
+	api.Start(api.GetToken(a.Tokens, a.Clock, api.BudgetZone(a.Config.BudgetZone())))
 	return nil
 }

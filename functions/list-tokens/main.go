@@ -21,6 +21,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api.Start(api.ListTokens(a.Tokens, a.Clock))
+	api.Start(api.ListTokens(a.Tokens, a.Clock, api.BudgetZone(a.Config.BudgetZone())))
 	return nil
 }

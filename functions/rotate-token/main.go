@@ -22,6 +22,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api.Start(api.RotateToken(a.Keys, a.Clock))
+	api.Start(api.RotateToken(a.Keys, a.Clock, api.BudgetZone(a.Config.BudgetZone())))
 	return nil
 }

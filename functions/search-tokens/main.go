@@ -21,6 +21,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api.Start(api.SearchTokens(a.Tokens, a.Clock))
+	api.Start(api.SearchTokens(a.Tokens, a.Clock, api.AcceptLegacyKeys(a.Config.AcceptLegacyKeys),
+		api.BudgetZone(a.Config.BudgetZone())))
 	return nil
 }

@@ -21,6 +21,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api.Start(api.UpdateToken(a.Tokens, a.Rules, a.Clock))
+	api.Start(api.UpdateToken(a.Tokens, a.Rules, a.Clock, api.BudgetZone(a.Config.BudgetZone())))
 	return nil
 }

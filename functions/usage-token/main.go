@@ -23,6 +23,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	api.Start(api.UsageToken(a.Tokens, a.Clock))
+	api.Start(api.UsageToken(a.Tokens, a.Clock, api.AcceptLegacyKeys(a.Config.AcceptLegacyKeys),
+		api.BudgetZone(a.Config.BudgetZone())))
 	return nil
 }

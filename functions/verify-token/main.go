@@ -25,6 +25,12 @@ func run() error {
 		return err
 	}
 	// The mapping cache lives as long as the container: built once, here.
-	lambda.Start(verify.NewInvoker(verify.New(a.Ledger, verify.DefaultCacheSize), a.Clock))
+	lifetime, err := verify.RecordLifetimeFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	v := verify.New(a.Ledger, verify.DefaultCacheSize).AcceptLegacyKeys(a.Config.AcceptLegacyKeys).RecordLifetime(lifetime).
+		BudgetZone(a.Config.BudgetZone())
+	lambda.Start(verify.NewInvoker(v, a.Clock))
 	return nil
 }

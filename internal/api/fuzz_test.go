@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llmgw/token-service/internal/api"
 	"github.com/llmgw/token-service/internal/token"
@@ -33,6 +35,9 @@ func FuzzParseCreate(f *testing.F) {
 		`{"name":"a","remain_quota":1e99}`,
 		`{"name":"a"}garbage`,
 		`[]`, `null`, ``, `{`, `"\ud800"`,
+		"{\"name\":\"a\xff\xfe\"}", `{"name":"\ud800"}`, `{"name":"\udc00x"}`, `{"name":"\\ud800"}`,
+		`{"name":"\ud83d\ude00"}`, `{"name":"\ud83d\\ude00"}`, `{"name":"\u202egnp.exe"}`, `{"name":"\u200b\u200b"}`,
+		`{"name":"a","model_limits":["gpt-4o*","*","g*pt"]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -41,6 +46,14 @@ func FuzzParseCreate(f *testing.F) {
 		checkRefusal(t, err)
 		if err == nil && (s.Count < 1 || s.Count > token.MaxCount) {
 			t.Fatalf("accepted count %d", s.Count)
+		}
+		if !utf8.Valid(body) && token.ErrorCode(err) != token.EInvalidJSON {
+			t.Fatalf("a body of invalid UTF-8 answered %v, want %s", err, token.EInvalidJSON)
+		}
+		// Nothing is rewritten: a U+FFFD in the name was sent as one.
+		if err == nil && strings.ContainsRune(s.Name, utf8.RuneError) &&
+			!bytes.Contains(body, []byte("\uFFFD")) && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+			t.Fatalf("name %q holds a U+FFFD the body %q did not send", s.Name, body)
 		}
 	})
 }

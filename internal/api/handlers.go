@@ -101,34 +101,43 @@ type ListPage struct {
 }
 
 // ListTokens answers GET /api/token?p=1&size=20: a page of the caller's
-// tokens, newest first, and their count.
-func ListTokens(store token.Store, clock Clock) http.Handler {
+// tokens, newest first, and their count. Every token read here and below
+// carries its budget_usage at clock's now, in the zone of BudgetZone when it
+// has none of its own.
+func ListTokens(store token.Store, clock Clock, opts ...KeyOption) http.Handler {
+	zone := readKeyOptions(opts).budgetZone
 	return endpoint{name: "list-tokens", serve: func(w http.ResponseWriter, r *http.Request, userID string) error {
 		page, size := ParsePage(r.URL.Query())
 		p, err := store.List(r.Context(), userID, page, size)
 		if err != nil {
 			return serverError(token.EListFailed, err)
 		}
-		WriteOK(w, ListPage{Items: newTokens(p.Items, clock.now(), false), Total: p.Total, Page: page, PageSize: size})
+		WriteOK(w, ListPage{Items: newTokens(p.Items, clock.now(), zone, false), Total: p.Total, Page: page, PageSize: size})
 		return nil
 	}}
 }
 
 // SearchTokens answers GET /api/token/search?keyword=&token=: at most
-// SearchLimit of the caller's tokens, newest first.
-func SearchTokens(store token.Store, clock Clock) http.Handler {
+// SearchLimit of the caller's tokens, newest first. With AcceptLegacyKeys,
+// a whole key without a checksum is searched as a whole key.
+func SearchTokens(store token.Store, clock Clock, opts ...KeyOption) http.Handler {
+	o := readKeyOptions(opts)
+	legacy, zone := o.acceptLegacy, o.budgetZone
 	return endpoint{name: "search-tokens", serve: func(w http.ResponseWriter, r *http.Request, userID string) error {
-		ts, err := store.Search(r.Context(), userID, ParseSearch(r.URL.Query()), SearchLimit)
+		q := ParseSearch(r.URL.Query())
+		q.AcceptLegacyKey = legacy
+		ts, err := store.Search(r.Context(), userID, q, SearchLimit)
 		if err != nil {
 			return serverError(token.ESearchFailed, err)
 		}
-		WriteOK(w, newTokens(ts, clock.now(), false))
+		WriteOK(w, newTokens(ts, clock.now(), zone, false))
 		return nil
 	}}
 }
 
 // GetToken answers GET /api/token/{id}.
-func GetToken(store token.Store, clock Clock) http.Handler {
+func GetToken(store token.Store, clock Clock, opts ...KeyOption) http.Handler {
+	zone := readKeyOptions(opts).budgetZone
 	return endpoint{name: "get-token", serve: func(w http.ResponseWriter, r *http.Request, userID string) error {
 		id, err := PathID(r)
 		if err != nil {
@@ -138,7 +147,7 @@ func GetToken(store token.Store, clock Clock) http.Handler {
 		if err != nil {
 			return err
 		}
-		WriteOK(w, NewToken(t, clock.now(), false))
+		WriteOK(w, NewToken(t, clock.now(), zone, false))
 		return nil
 	}}
 }
@@ -146,7 +155,8 @@ func GetToken(store token.Store, clock Clock) http.Handler {
 // CreateTokens answers POST /api/token: one token (data is an object) or,
 // with count >= 2, several (data is an array), all or none, each with its
 // full key, the one response that shows it unasked (so no-store).
-func CreateTokens(store token.Store, rules token.Rules, clock Clock) http.Handler {
+func CreateTokens(store token.Store, rules token.Rules, clock Clock, opts ...KeyOption) http.Handler {
+	zone := readKeyOptions(opts).budgetZone
 	return endpoint{name: "create-token", serve: func(w http.ResponseWriter, r *http.Request, userID string) error {
 		body, err := ReadBody(w, r)
 		if err != nil {
@@ -166,7 +176,7 @@ func CreateTokens(store token.Store, rules token.Rules, clock Clock) http.Handle
 			return err
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		out := newTokens(created, now, true)
+		out := newTokens(created, now, zone, true)
 		if spec.Count == 1 && len(out) == 1 {
 			WriteOK(w, out[0])
 			return nil
@@ -178,7 +188,8 @@ func CreateTokens(store token.Store, rules token.Rules, clock Clock) http.Handle
 
 // UpdateToken answers PUT /api/token (and ?status_only=true): only the
 // fields present change; data is the updated token, key masked.
-func UpdateToken(store token.Store, rules token.Rules, clock Clock) http.Handler {
+func UpdateToken(store token.Store, rules token.Rules, clock Clock, opts ...KeyOption) http.Handler {
+	zone := readKeyOptions(opts).budgetZone
 	return endpoint{name: "update-token", serve: func(w http.ResponseWriter, r *http.Request, userID string) error {
 		statusOnly, _ := strconv.ParseBool(r.URL.Query().Get("status_only"))
 		body, err := ReadBody(w, r)
@@ -194,7 +205,7 @@ func UpdateToken(store token.Store, rules token.Rules, clock Clock) http.Handler
 		if err != nil {
 			return err
 		}
-		WriteOK(w, NewToken(t, now, false))
+		WriteOK(w, NewToken(t, now, zone, false))
 		return nil
 	}}
 }

@@ -108,8 +108,10 @@ func ParseRotate(body []byte) (time.Duration, error) {
 // RotateToken answers POST /api/token/{id}/rotate {"grace_seconds": N}: a
 // new key for the token (same id, name, limits, quota, status, used
 // quota); the old key keeps verifying for N seconds. Data is the token with
-// its new full key, no-store. Another user's id is 404.
-func RotateToken(store token.KeyStore, clock Clock) http.Handler {
+// its new full key, no-store, with its budget_usage (BudgetZone). Another
+// user's id is 404.
+func RotateToken(store token.KeyStore, clock Clock, opts ...KeyOption) http.Handler {
+	zone := readKeyOptions(opts).budgetZone
 	return endpoint{name: "rotate-token", serve: func(w http.ResponseWriter, r *http.Request, userID string) error {
 		w.Header().Set("Cache-Control", "no-store")
 		id, err := PathID(r)
@@ -135,7 +137,7 @@ func RotateToken(store token.KeyStore, clock Clock) http.Handler {
 		}
 		slog.InfoContext(r.Context(), "audit", "event", "key_rotated", "user_id", userID,
 			"token_ids", []int64{t.ID}, "grace_seconds", int64(grace/time.Second), "request_id", RequestID(r))
-		WriteOK(w, NewToken(t, now, true))
+		WriteOK(w, NewToken(t, now, zone, true))
 		return nil
 	}}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/llmgw/token-service/internal/token"
 )
@@ -43,8 +45,12 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 // decodeBody decodes one JSON value into v. Malformed JSON, a wrong type,
-// trailing data or an empty body is invalid_json; unknown fields are ignored.
+// trailing data, an empty body, or text Go's decoder would rewrite (see
+// checkJSONText) is invalid_json; unknown fields are ignored.
 func decodeBody(body []byte, v any) error {
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		return &token.Error{Code: token.EInvalidJSON}
@@ -53,6 +59,52 @@ func decodeBody(body []byte, v any) error {
 		return token.Errorf(token.EInvalidJSON, "trailing data after the JSON value")
 	}
 	return nil
+}
+
+// checkJSONText refuses (invalid_json) a body that is not valid UTF-8, or
+// that holds a \u escape of a lone surrogate (a high one not followed by
+// a low one, or a low one alone): Go's decoder would silently replace
+// either with U+FFFD, so what is stored would not be what was sent. An
+// escaped backslash ("\\ud800") is no escape. Outside strings a backslash
+// is malformed JSON anyway, which the decoder refuses.
+func checkJSONText(body []byte) error {
+	if !utf8.Valid(body) {
+		return token.Errorf(token.EInvalidJSON, "the body is not valid UTF-8")
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		r, ok := escapedRune(body[i:])
+		switch {
+		case !ok:
+			i++ // an escape of one character: skip it
+			continue
+		case utf16.IsSurrogate(r) && r < 0xDC00:
+			low, ok := escapedRune(body[i+6:])
+			if !ok || low < 0xDC00 || low > 0xDFFF {
+				return token.Errorf(token.EInvalidJSON, "a lone surrogate escape")
+			}
+			i += 11 // both escapes
+		case utf16.IsSurrogate(r):
+			return token.Errorf(token.EInvalidJSON, "a lone surrogate escape")
+		default:
+			i += 5
+		}
+	}
+	return nil
+}
+
+// escapedRune reads a \uXXXX escape at the start of b.
+func escapedRune(b []byte) (rune, bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+	if err != nil {
+		return 0, false
+	}
+	return rune(n), true
 }
 
 // List is a list of strings a request may send as a JSON array of strings or
@@ -91,6 +143,10 @@ type CreateRequest struct {
 	Group              string `json:"group"`
 	Count              *int   `json:"count"` // absent: 1
 	RPMLimit           int64  `json:"rpm_limit"`
+	// Budgets and BudgetTimezone are read by ParseCreate (parseBudgets):
+	// a wrong value of theirs is invalid_budgets, not invalid_json.
+	Budgets        json.RawMessage `json:"budgets"`
+	BudgetTimezone json.RawMessage `json:"budget_timezone"`
 }
 
 // Spec is the create input of req, with the documented defaults.
@@ -123,6 +179,13 @@ func ParseCreate(body []byte, rules token.Rules, now time.Time) (token.Spec, err
 		return token.Spec{}, err
 	}
 	s := req.Spec()
+	var err error
+	if s.Budgets, _, err = parseBudgets(req.Budgets); err != nil {
+		return token.Spec{}, err
+	}
+	if s.BudgetTimezone, _, err = parseBudgetTimezone(req.BudgetTimezone); err != nil {
+		return token.Spec{}, err
+	}
 	if err := rules.Validate(&s, now); err != nil {
 		return token.Spec{}, err
 	}
@@ -143,6 +206,9 @@ type UpdateRequest struct {
 	Group              *string         `json:"group"`
 	Status             *int64          `json:"status"`
 	RPMLimit           *int64          `json:"rpm_limit"`
+	// Budgets and BudgetTimezone are read by ParseUpdate (parseBudgets).
+	Budgets        json.RawMessage `json:"budgets"`
+	BudgetTimezone json.RawMessage `json:"budget_timezone"`
 }
 
 // Patch is the partial update req asks for.
@@ -203,6 +269,8 @@ func ParseUpdate(body []byte, statusOnly bool, rules token.Rules, now time.Time)
 			return 0, token.Patch{}, token.Errorf(token.EInvalidStatus, "status is required")
 		}
 		p = p.StatusOnly()
+	} else if err := readBudgetPatch(&p, req); err != nil {
+		return 0, token.Patch{}, err
 	}
 	if err := rules.ValidatePatch(&p, now); err != nil {
 		return 0, token.Patch{}, err

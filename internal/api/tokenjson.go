@@ -24,11 +24,14 @@ type Token struct {
 	RPMLimit           int64  `json:"rpm_limit"`
 	CreatedTime        int64  `json:"created_time"`
 	AccessedTime       int64  `json:"accessed_time"`
+	budgetFields
 }
 
-// NewToken is t as a response shows it at now: its effective status, and its
-// full key only when fullKey is set (create's response).
-func NewToken(t token.Token, now time.Time, fullKey bool) Token {
+// NewToken is t as a response shows it at now: its effective status, its
+// spend windows' budget_usage (in t's zone, or zone, the deployment's
+// default, when t has none), and its full key only when fullKey is set
+// (create's response).
+func NewToken(t token.Token, now time.Time, zone *time.Location, fullKey bool) Token {
 	key := t.KeyMask
 	if key == "" && t.Key != "" {
 		key = token.MaskKey(t.Key)
@@ -52,13 +55,14 @@ func NewToken(t token.Token, now time.Time, fullKey bool) Token {
 		RPMLimit:           t.RPMLimit,
 		CreatedTime:        t.CreatedTime,
 		AccessedTime:       t.AccessedTime,
+		budgetFields:       newBudgetFields(t, now, zone),
 	}
 }
 
-func newTokens(ts []token.Token, now time.Time, fullKey bool) []Token {
+func newTokens(ts []token.Token, now time.Time, zone *time.Location, fullKey bool) []Token {
 	out := make([]Token, len(ts))
 	for i, t := range ts {
-		out[i] = NewToken(t, now, fullKey)
+		out[i] = NewToken(t, now, zone, fullKey)
 	}
 	return out
 }

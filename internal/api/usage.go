@@ -2,10 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/message"
 	"github.com/llmgw/token-service/internal/token"
 )
@@ -21,17 +22,23 @@ const UsageKeyMissing = token.KeyNotProvided
 // (new-api's "无效的令牌").
 const UsageKeyInvalid = token.VerifyNotFound
 
+// UsageUserDisabled is the code of a usage request by a key of a disabled
+// user: 401, as every other use of the key fails (verify's disabled, with
+// its message).
+const UsageUserDisabled = token.VerifyDisabled
+
 // KeyStore is what the usage endpoint reads, the way verify does: the key
-// lookup item (key hash -> user and token id), then the token itself with a
-// strongly consistent read, whose key hash must still be the key's.
-// *dynamo.Tokens satisfies it.
+// lookup item (key hash -> user and token id), then the token itself and
+// its user's disabled flag with one strongly consistent read, whose key
+// hash must still be the key's. *dynamo.Tokens satisfies it.
 type KeyStore interface {
 	// LookupKey maps a key hash to its token at now (a rotated-out key's
 	// lookup item counts until its grace ends); token.ErrNotFound when
 	// unknown.
 	LookupKey(ctx context.Context, keyHash string, now time.Time) (userID string, tokenID int64, err error)
-	// Get reads one token; token.ErrNotFound when it does not exist.
-	Get(ctx context.Context, userID string, id int64) (token.Token, error)
+	// GetWithUser reads one token and its user's disabled flag together;
+	// token.ErrNotFound when the token does not exist.
+	GetWithUser(ctx context.Context, userID string, id int64) (t token.Token, userDisabled bool, err error)
 }
 
 // UsageResponse is the body of GET /api/usage/token: new-api's shape, not
@@ -54,11 +61,16 @@ type TokenUsage struct {
 	ModelLimits        map[string]bool `json:"model_limits"` // every listed model -> true; {} when none
 	ModelLimitsEnabled bool            `json:"model_limits_enabled"`
 	ExpiresAt          int64           `json:"expires_at"` // expired_time, 0 when the key never expires
+	// BudgetUsage is the key's spend windows at the read (beyond new-api's
+	// shape; {} when it has none).
+	BudgetUsage map[token.Period]token.BudgetUsage `json:"budget_usage"`
 }
 
-// NewTokenUsage is t's usage. It reads t as stored, whatever its status:
-// a disabled, expired or exhausted key still reads its usage.
-func NewTokenUsage(t token.Token) TokenUsage {
+// NewTokenUsage is t's usage at now, its windows computed in t's zone (or
+// zone, the deployment's default, when t has none). It reads t as stored,
+// whatever its status: a disabled, expired or exhausted key still reads
+// its usage.
+func NewTokenUsage(t token.Token, now time.Time, zone *time.Location) TokenUsage {
 	limits := make(map[string]bool, len(t.ModelLimits))
 	for _, m := range t.ModelLimits {
 		limits[m] = true
@@ -77,6 +89,7 @@ func NewTokenUsage(t token.Token) TokenUsage {
 		ModelLimits:        limits,
 		ModelLimitsEnabled: t.ModelLimitsEnabled,
 		ExpiresAt:          expires,
+		BudgetUsage:        t.BudgetUsage(now, zone),
 	}
 }
 
@@ -84,39 +97,42 @@ func NewTokenUsage(t token.Token) TokenUsage {
 // (Authorization: Bearer sk-...), not by a user access token: the route has
 // no authorizer. A key of bad shape or checksum is refused before any
 // DynamoDB request; otherwise one GetItem of the key lookup item and one
-// strongly consistent GetItem of the token, which must accept the key at
-// clock's now (its current key, or a rotated-out one within its grace
-// window). Every answer is no-store.
-func UsageToken(store KeyStore, clock Clock) http.Handler {
+// strongly consistent BatchGetItem of the token, which must accept the key
+// at clock's now (its current key, or a rotated-out one within its grace
+// window), and its user's meta item: a disabled user's key is 401. Every answer is no-store. The Authorization header is read by
+// auth.ParseAuthorization, as the authorizer reads it; AcceptLegacyKeys
+// admits keys without a checksum; BudgetZone sets the default zone of
+// budget_usage.
+func UsageToken(store KeyStore, clock Clock, opts ...KeyOption) http.Handler {
+	parseKey := keyParser(opts)
+	zone := readKeyOptions(opts).budgetZone
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serveLogged(w, r, "usage-token", func(w http.ResponseWriter, r *http.Request) (string, error) {
 			w.Header().Set("Cache-Control", "no-store")
-			t, err := tokenByKey(r.Context(), store, r.Header.Get("Authorization"), clock.now())
+			now := clock.now()
+			t, err := tokenByKey(r.Context(), store, parseKey, r.Header.Get("Authorization"), now)
 			if err != nil {
 				writeUsageError(w, r, err)
 				return "", err
 			}
-			u := NewTokenUsage(t)
+			u := NewTokenUsage(t, now, zone)
 			writeJSON(w, http.StatusOK, UsageResponse{Code: true, Message: "ok", Data: &u})
 			return t.UserID, nil
 		})
 	})
 }
 
-// tokenByKey finds the token of the key in an Authorization header value at now.
-func tokenByKey(ctx context.Context, store KeyStore, header string, now time.Time) (token.Token, error) {
-	fields := strings.Fields(header)
+// tokenByKey finds the token of the key in an Authorization header value
+// at now; parseKey checks the key (token.KeyParser).
+func tokenByKey(ctx context.Context, store KeyStore, parseKey func(string) (string, error), header string, now time.Time) (token.Token, error) {
+	creds, err := auth.ParseAuthorization(header)
 	switch {
-	case len(fields) == 0:
+	case errors.Is(err, auth.ErrNoCredential):
 		return token.Token{}, &token.Error{Code: UsageKeyMissing}
-	case !strings.EqualFold(fields[0], "Bearer"):
-		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
-	case len(fields) == 1:
-		return token.Token{}, &token.Error{Code: UsageKeyMissing}
-	case len(fields) > 2:
+	case err != nil || !creds.Bearer():
 		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
 	}
-	key, err := token.ParseKey(fields[1])
+	key, err := parseKey(creds.Credential)
 	if err != nil {
 		return token.Token{}, &token.Error{Code: UsageKeyInvalid}
 	}
@@ -124,10 +140,14 @@ func tokenByKey(ctx context.Context, store KeyStore, header string, now time.Tim
 	userID, id, err := store.LookupKey(ctx, hash, now)
 	if err == nil {
 		var t token.Token
-		if t, err = store.Get(ctx, userID, id); err == nil {
-			if !t.AcceptsKeyHash(hash, now) {
+		var userDisabled bool
+		if t, userDisabled, err = store.GetWithUser(ctx, userID, id); err == nil {
+			switch {
+			case !t.AcceptsKeyHash(hash, now):
 				// The token's key was rotated and this one's grace is over.
 				return token.Token{}, &token.Error{Code: UsageKeyInvalid}
+			case userDisabled:
+				return token.Token{}, &token.Error{Code: UsageUserDisabled}
 			}
 			return t, nil
 		}
@@ -140,11 +160,12 @@ func tokenByKey(ctx context.Context, store KeyStore, header string, now time.Tim
 }
 
 // writeUsageError answers a failed usage request in new-api's shape:
-// 401 for a missing or invalid key, else 500 with nothing of err (logged).
+// 401 for a missing or invalid key or a disabled user's, else 500 with
+// nothing of err (logged).
 func writeUsageError(w http.ResponseWriter, r *http.Request, err error) {
 	code := token.ErrorCode(err)
 	status := http.StatusUnauthorized
-	if code != UsageKeyMissing && code != UsageKeyInvalid {
+	if code != UsageKeyMissing && code != UsageKeyInvalid && code != UsageUserDisabled {
 		code, status = token.EInternal, http.StatusInternalServerError
 		logFailure(r, code, status, err)
 	}

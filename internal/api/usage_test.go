@@ -62,9 +62,9 @@ func (c *countingKeyStore) LookupKey(ctx context.Context, keyHash string, now ti
 	return c.KeyStore.LookupKey(ctx, keyHash, now)
 }
 
-func (c *countingKeyStore) Get(ctx context.Context, userID string, id int64) (token.Token, error) {
-	c.count("Get")
-	return c.KeyStore.Get(ctx, userID, id)
+func (c *countingKeyStore) GetWithUser(ctx context.Context, userID string, id int64) (token.Token, bool, error) {
+	c.count("GetWithUser")
+	return c.KeyStore.GetWithUser(ctx, userID, id)
 }
 
 // take returns the calls so far and forgets them.
@@ -174,8 +174,10 @@ func (r usageResult) want(t *testing.T, status int, body string) {
 
 func bearer(key string) string { return "Bearer " + key }
 
+// usageBody is a usage answer for a key without spend windows (budget_usage
+// {}; budgets_test.go covers a key with them).
 func usageBody(name string, granted, used, available int64, unlimited bool, limits string, enabled bool, expires int64) string {
-	return fmt.Sprintf(`{"code":true,"message":"ok","data":{"object":"token_usage","name":%q,"total_granted":%d,"total_used":%d,"total_available":%d,"unlimited_quota":%v,"model_limits":%s,"model_limits_enabled":%v,"expires_at":%d}}`,
+	return fmt.Sprintf(`{"code":true,"message":"ok","data":{"object":"token_usage","name":%q,"total_granted":%d,"total_used":%d,"total_available":%d,"unlimited_quota":%v,"model_limits":%s,"model_limits_enabled":%v,"expires_at":%d,"budget_usage":{}}}`,
 		name, granted, used, available, unlimited, limits, enabled, expires)
 }
 
@@ -215,7 +217,7 @@ func TestUsageTokenShape(t *testing.T) {
 			r := e.call(t, tt.auth)
 			r.want(t, 200, tt.want)
 			// The key lookup, then the token.
-			if got, want := e.calls.take(), map[string]int{"LookupKey": 1, "Get": 1}; !maps.Equal(got, want) {
+			if got, want := e.calls.take(), map[string]int{"LookupKey": 1, "GetWithUser": 1}; !maps.Equal(got, want) {
 				t.Errorf("store calls %v, want %v", got, want)
 			}
 			if m := fullKey.FindString(r.body); m != "" {
@@ -334,7 +336,7 @@ func TestUsageTokenDeadKeys(t *testing.T) {
 	}{
 		{"unknown", unknown, map[string]int{"LookupKey": 1}},
 		{"deleted", deleted.Key, map[string]int{"LookupKey": 1}},
-		{"rotated out", rotated.Key, map[string]int{"LookupKey": 1, "Get": 1}},
+		{"rotated out", rotated.Key, map[string]int{"LookupKey": 1, "GetWithUser": 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

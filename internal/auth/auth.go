@@ -66,19 +66,16 @@ func NewAccessToken() (string, error) {
 	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// ParseBearer takes an Authorization header value and returns the access
-// token in it, or ErrMalformed when the header is not "Bearer <access token>"
-// of the right shape.
+// ParseBearer takes an Authorization header value (read by
+// ParseAuthorization) and returns the access token in it, or ErrMalformed
+// when the header is not "Bearer <access token>" of the right shape.
+// Legacy access tokens are not accepted: see Credentials.AccessToken.
 func ParseBearer(header string) (string, error) {
-	scheme, tok, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	c, err := ParseAuthorization(header)
+	if err != nil {
 		return "", ErrMalformed
 	}
-	tok = strings.TrimSpace(tok)
-	if !WellFormed(tok) {
-		return "", ErrMalformed
-	}
-	return tok, nil
+	return c.AccessToken(false)
 }
 
 // WellFormed reports whether tok has the shape of an access token.

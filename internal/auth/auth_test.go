@@ -84,3 +84,25 @@ func FuzzParseBearer(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseAuthorization(f *testing.F) {
+	for _, s := range []string{"Bearer x", "bearer\tx", "  Bearer  x  ", "x", "Bearer", "", "Basic a b", "Bearer\nx", "Bearer\u00a0x", "Bearer x\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		c, err := auth.ParseAuthorization(header)
+		if err != nil {
+			if c != (auth.Credentials{}) || (err != auth.ErrMalformed && err != auth.ErrNoCredential) {
+				t.Fatalf("ParseAuthorization(%q) = %+v, %v", header, c, err)
+			}
+			return
+		}
+		if c.Credential == "" || !strings.Contains(header, c.Credential) || strings.ContainsAny(c.Credential+c.Scheme, " \t") {
+			t.Fatalf("ParseAuthorization(%q) = %+v: not a word of the header", header, c)
+		}
+		again, err := auth.ParseAuthorization(strings.TrimSpace(c.Scheme + " " + c.Credential))
+		if err != nil || again != c {
+			t.Fatalf("%+v does not parse back: %+v, %v", c, again, err)
+		}
+	})
+}

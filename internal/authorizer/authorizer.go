@@ -17,11 +17,30 @@ import (
 
 // Authorizer checks access tokens against an auth.Store.
 type Authorizer struct {
-	store auth.Store
+	store        auth.Store
+	acceptLegacy bool
+}
+
+// Option configures an Authorizer.
+type Option func(*Authorizer)
+
+// AcceptLegacyAccessTokens makes the authorizer accept, when accept is
+// set (template parameter AcceptLegacyAccessTokens), the legacy access
+// tokens cmd/admin import brings from new-api and one-api, with or without
+// "Bearer " (auth.Credentials.AccessToken). Without it they are refused
+// without a store call.
+func AcceptLegacyAccessTokens(accept bool) Option {
+	return func(a *Authorizer) { a.acceptLegacy = accept }
 }
 
 // New returns an Authorizer reading store.
-func New(store auth.Store) *Authorizer { return &Authorizer{store: store} }
+func New(store auth.Store, opts ...Option) *Authorizer {
+	a := &Authorizer{store: store}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
 
 // Handle answers one authorization request. A missing or malformed
 // Authorization header is refused without a store call; an unknown or
@@ -38,7 +57,11 @@ func (a *Authorizer) Handle(ctx context.Context, req events.APIGatewayV2CustomAu
 		log.InfoContext(ctx, "authorizer refused", "reason", "no authorization header")
 		return deny, nil
 	}
-	tok, err := auth.ParseBearer(header)
+	creds, err := auth.ParseAuthorization(header)
+	var tok string
+	if err == nil {
+		tok, err = creds.AccessToken(a.acceptLegacy)
+	}
 	if err != nil {
 		log.InfoContext(ctx, "authorizer refused", "reason", "malformed bearer token")
 		return deny, nil

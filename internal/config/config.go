@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/llmgw/token-service/internal/token"
 )
@@ -37,6 +38,17 @@ type Config struct {
 	KMSKeyID         string
 	RevealsPerMinute int        // REVEALS_PER_MINUTE, default token.DefaultRevealsPerMinute
 	LogLevel         slog.Level // LOG_LEVEL, default INFO
+	// AcceptLegacyKeys (ACCEPT_LEGACY_KEYS, "true" or "false", default
+	// false): keys without a checksum (imported from new-api or one-api)
+	// are looked up by verify, usage by key and search by exact key.
+	AcceptLegacyKeys bool
+	// AcceptLegacyAccessTokens (ACCEPT_LEGACY_ACCESS_TOKENS, default false):
+	// the authorizer accepts imported legacy access tokens.
+	AcceptLegacyAccessTokens bool
+	// BudgetTimezone (BUDGET_TIMEZONE, an IANA zone name; "" is UTC) is the
+	// deployment's default zone of spend windows, for tokens without a
+	// budget_timezone of their own. Load refuses a zone it cannot load.
+	BudgetTimezone string
 }
 
 // Load reads the configuration through getenv (os.Getenv in a function).
@@ -69,6 +81,16 @@ func Load(getenv func(string) string, needSealingKey bool) (Config, error) {
 	if c.LogLevel, err = LogLevel(getenv); err != nil {
 		return Config{}, err
 	}
+	if c.AcceptLegacyKeys, err = boolean(getenv, "ACCEPT_LEGACY_KEYS"); err != nil {
+		return Config{}, err
+	}
+	if c.AcceptLegacyAccessTokens, err = boolean(getenv, "ACCEPT_LEGACY_ACCESS_TOKENS"); err != nil {
+		return Config{}, err
+	}
+	c.BudgetTimezone = strings.TrimSpace(getenv("BUDGET_TIMEZONE"))
+	if _, err := token.LoadZone(c.BudgetTimezone, ""); err != nil {
+		return Config{}, fmt.Errorf("config: BUDGET_TIMEZONE must be an IANA zone name such as UTC or Asia/Shanghai, got %q", c.BudgetTimezone)
+	}
 	if c.SealingKey != "" && getenv("AWS_SAM_LOCAL") != "true" {
 		return Config{}, errors.New("config: SEALING_KEY is a development key for local runs (AWS_SAM_LOCAL=true); in AWS the stack's KMS key (KMS_KEY_ID) seals")
 	}
@@ -91,6 +113,20 @@ func positive(getenv func(string) string, name string, def int) (int, error) {
 	return n, nil
 }
 
+// boolean reads the variable name: "true" or "false" (any case), false
+// when unset. Anything else is an error rather than a guess, since these
+// switches widen what is accepted.
+func boolean(getenv func(string) string, name string) (bool, error) {
+	switch s := strings.ToLower(strings.TrimSpace(getenv(name))); s {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, fmt.Errorf("config: %s must be true or false, got %q", name, s)
+	}
+}
+
 // LogLevel reads LOG_LEVEL through getenv: DEBUG, INFO, WARN or ERROR (any
 // case), DefaultLogLevel when unset.
 func LogLevel(getenv func(string) string) (slog.Level, error) {
@@ -101,6 +137,16 @@ func LogLevel(getenv func(string) string) (slog.Level, error) {
 		}
 	}
 	return level, nil
+}
+
+// BudgetZone is the zone of BudgetTimezone (UTC when it is empty), which
+// Load has checked.
+func (c Config) BudgetZone() *time.Location {
+	loc, err := token.LoadZone(c.BudgetTimezone, "")
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // Rules are the validation rules of the configuration.

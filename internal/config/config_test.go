@@ -40,6 +40,18 @@ func TestLoadConfig(t *testing.T) {
 			want: config.Config{TableName: "t", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, KMSKeyID: "k",
 				RevealsPerMinute: 30, LogLevel: slog.LevelInfo}},
 		{name: "bad reveal limit", env: map[string]string{"TABLE_NAME": "t", "REVEALS_PER_MINUTE": "0"}, wantErr: true},
+		{name: "legacy switches on", env: map[string]string{"TABLE_NAME": "t", "ACCEPT_LEGACY_KEYS": "true", "ACCEPT_LEGACY_ACCESS_TOKENS": " TRUE "},
+			want: config.Config{TableName: "t", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, RevealsPerMinute: 30,
+				LogLevel: slog.LevelInfo, AcceptLegacyKeys: true, AcceptLegacyAccessTokens: true}},
+		{name: "legacy switches off", env: map[string]string{"TABLE_NAME": "t", "ACCEPT_LEGACY_KEYS": "false", "ACCEPT_LEGACY_ACCESS_TOKENS": "false"},
+			want: config.Config{TableName: "t", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, RevealsPerMinute: 30, LogLevel: slog.LevelInfo}},
+		{name: "legacy keys not a boolean", env: map[string]string{"TABLE_NAME": "t", "ACCEPT_LEGACY_KEYS": "yes"}, wantErr: true},
+		{name: "legacy access tokens not a boolean", env: map[string]string{"TABLE_NAME": "t", "ACCEPT_LEGACY_ACCESS_TOKENS": "1"}, wantErr: true},
+		{name: "budget zone", env: map[string]string{"TABLE_NAME": "t", "BUDGET_TIMEZONE": " Asia/Shanghai "},
+			want: config.Config{TableName: "t", AllowedGroups: []string{"default"}, MaxTokensPerUser: 1000, RevealsPerMinute: 30,
+				LogLevel: slog.LevelInfo, BudgetTimezone: "Asia/Shanghai"}},
+		{name: "unknown budget zone", env: map[string]string{"TABLE_NAME": "t", "BUDGET_TIMEZONE": "Asia/Atlantis"}, wantErr: true},
+		{name: "the machine's zone as budget zone", env: map[string]string{"TABLE_NAME": "t", "BUDGET_TIMEZONE": "Local"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,5 +84,17 @@ func TestLogLevel(t *testing.T) {
 				t.Errorf("LogLevel(%q) = %v, %v; want %v (error %v)", tt.value, got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestBudgetZone(t *testing.T) {
+	for _, tt := range []struct{ env, want string }{{"", "UTC"}, {"UTC", "UTC"}, {"America/New_York", "America/New_York"}} {
+		c, err := config.Load(func(k string) string { return map[string]string{"TABLE_NAME": "t", "BUDGET_TIMEZONE": tt.env}[k] }, false)
+		if err != nil {
+			t.Fatalf("Load with BUDGET_TIMEZONE=%q: %v", tt.env, err)
+		}
+		if got := c.BudgetZone().String(); got != tt.want {
+			t.Errorf("BUDGET_TIMEZONE=%q: BudgetZone = %s, want %s", tt.env, got, tt.want)
+		}
 	}
 }

@@ -14,8 +14,8 @@ import (
 func TestVerifyMessages(t *testing.T) {
 	codes := []string{
 		token.VerifyInvalidRequest, token.VerifyNotFound, token.VerifyDisabled, token.VerifyExpired, token.VerifyExhausted,
-		token.VerifyIPNotAllowed, token.VerifyModelNotAllowed, token.VerifyRateLimited, token.VerifyInsufficientQuota,
-		token.KeyNotProvided,
+		token.VerifyIPNotAllowed, token.VerifyModelNotAllowed, token.VerifyRateLimited, token.VerifyBudgetExceeded, token.VerifyInsufficientQuota,
+		token.VerifyRequestConflict, token.KeyNotProvided,
 	}
 	internal := message.Text(token.EInternal, message.ZH)
 	for _, code := range codes {

@@ -14,6 +14,7 @@ const (
 	EInvalidID       = "invalid_id"      // an id that is not a positive integer
 	ENameRequired    = "name_required"   // empty name
 	ENameTooLong     = "name_too_long"   // over MaxNameLength characters
+	EInvalidName     = "invalid_name"    // a name that does not show what it is (CheckName)
 	EInvalidExpiry   = "invalid_expired_time"
 	EInvalidQuota    = "invalid_quota" // remain_quota outside 0..MaxQuota
 	EInvalidModels   = "invalid_model_limits"
@@ -23,9 +24,14 @@ const (
 	EInvalidStatus   = "invalid_status"        // a status other than 1 or 2
 	EInvalidRPMLimit = "invalid_rpm_limit"     // outside 0..MaxRPMLimit
 	EInvalidGrace    = "invalid_grace_seconds" // a rotation's grace_seconds outside 0..MaxGraceSeconds
+	EInvalidBudgets  = "invalid_budgets"       // budgets or budget_timezone that are not valid
 	ETokenExpired    = "token_expired"         // enabling a token that reads as expired
 	ETokenExhausted  = "token_exhausted"       // enabling a token that reads as exhausted
 	ENotFound        = "token_not_found"
+	// ETokenUnreadable is a stored token that cannot be decoded (written by
+	// an older version, or by hand): a server-side error of that token
+	// alone, which lists and searches skip.
+	ETokenUnreadable = "token_unreadable"
 	ETokenLimit      = "token_limit_reached" // the per-user token limit
 	EUnauthorized    = "unauthorized"
 	ERateLimited     = "rate_limited"

@@ -82,6 +82,40 @@ func ParseKey(s string) (string, error) {
 	return KeyPrefix + s, nil
 }
 
+// ParseLegacyKey is ParseKey without the checksum: it accepts any key of
+// the right shape (sk- optional, then 48 of [0-9A-Za-z]), as the keys of
+// new-api and one-api that cmd/admin import brings have no checksum. Used
+// only where template parameter AcceptLegacyKeys is true (KeyParser); a
+// key that fails the checksum then costs a lookup instead of none.
+func ParseLegacyKey(s string) (string, error) {
+	s = strings.TrimPrefix(s, KeyPrefix)
+	if len(s) != KeyLength {
+		return "", ErrMalformedKey
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(base62, s[i]) < 0 {
+			return "", ErrMalformedKey
+		}
+	}
+	return KeyPrefix + s, nil
+}
+
+// KeyParser returns the parser of keys a deployment accepts: ParseKey,
+// or ParseLegacyKey when acceptLegacy (template parameter AcceptLegacyKeys).
+func KeyParser(acceptLegacy bool) func(string) (string, error) {
+	if acceptLegacy {
+		return ParseLegacyKey
+	}
+	return ParseKey
+}
+
+// HasChecksum reports whether a canonical key carries the checksum of the
+// keys made here (NewKey); imported keys usually do not.
+func HasChecksum(key string) bool {
+	_, err := ParseKey(key)
+	return err == nil
+}
+
 // HashKey returns the hex SHA-256 of a canonical key: what the store looks
 // keys up by.
 func HashKey(key string) string {

@@ -170,3 +170,37 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestParseLegacyKey(t *testing.T) {
+	made, err := token.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := "sk-" + strings.Repeat("aB3", 16) // right shape, no checksum of ours
+	tests := []struct {
+		name        string
+		in          string
+		strict, lax bool // ParseKey, ParseLegacyKey accept it
+	}{
+		{"made here", made, true, true},
+		{"made here without sk-", strings.TrimPrefix(made, "sk-"), true, true},
+		{"imported", legacy, false, true},
+		{"imported without sk-", strings.TrimPrefix(legacy, "sk-"), false, true},
+		{"47 characters", legacy[:len(legacy)-1], false, false},
+		{"49 characters", legacy + "a", false, false},
+		{"outside the alphabet", legacy[:len(legacy)-1] + "-", false, false},
+		{"new-api channel suffix", legacy + "-3", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errStrict := token.KeyParser(false)(tt.in)
+			got, errLax := token.KeyParser(true)(tt.in)
+			if (errStrict == nil) != tt.strict || (errLax == nil) != tt.lax {
+				t.Fatalf("ParseKey ok %v, ParseLegacyKey ok %v; want %v, %v", errStrict == nil, errLax == nil, tt.strict, tt.lax)
+			}
+			if tt.lax && (!strings.HasPrefix(got, "sk-") || len(got) != 51 || token.HasChecksum(got) != tt.strict) {
+				t.Errorf("ParseLegacyKey = %q (checksum %v)", got, token.HasChecksum(got))
+			}
+		})
+	}
+}

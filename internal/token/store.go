@@ -32,7 +32,10 @@ type Store interface {
 	// Update applies p (already validated) in one conditional write and returns
 	// the token as it is after it. When p enables the token and the token as
 	// updated would read as expired or exhausted at now, nothing changes and
-	// the error is ETokenExpired or ETokenExhausted. ErrNotFound.
+	// the error is ETokenExpired or ETokenExhausted. ErrNotFound. Budgets
+	// follow Patch.Apply: a new limit keeps its window's state, 0 removes
+	// the window with its state, and a BudgetTimezone other than the stored
+	// one clears every window's state in the write that sets it.
 	Update(ctx context.Context, userID string, id int64, p Patch, now time.Time) (Token, error)
 
 	// Delete removes one token with its key lookup. ErrNotFound.
@@ -82,6 +85,8 @@ func (s Spec) Tokens(userID string, now time.Time) ([]Token, error) {
 			Group:              s.Group,
 			ExpiredTime:        s.ExpiredTime,
 			RPMLimit:           s.RPMLimit,
+			Budgets:            s.Budgets.clone(),
+			BudgetTimezone:     s.BudgetTimezone,
 			CreatedTime:        now.Unix(),
 			AccessedTime:       0,
 		}

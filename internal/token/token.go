@@ -63,6 +63,15 @@ type Token struct {
 	RPMLimit           int64 // requests per minute, 0 = no limit
 	CreatedTime        int64
 	AccessedTime       int64
+
+	// Budgets are the token's spend windows (nil: none). BudgetTimezone is
+	// the zone their boundaries are computed in, as the user wrote it ("":
+	// the deployment's default). Windows is their stored state, by period:
+	// what verify's charges counted in each window (nil: nothing charged
+	// yet); a window that has ended counts nothing (Usage).
+	Budgets        Budgets
+	BudgetTimezone string
+	Windows        map[Period]BudgetWindow
 }
 
 // AcceptsKeyHash reports whether a key with hash names t at now: its
@@ -128,6 +137,8 @@ type Spec struct {
 	Group              string
 	RPMLimit           int64
 	Count              int
+	Budgets            Budgets // periods with a limit > 0 (Validate drops zeros)
+	BudgetTimezone     string  // "": the deployment's default
 }
 
 // Patch is a partial update: a nil field is left as it is.
@@ -142,6 +153,13 @@ type Patch struct {
 	Group              *string
 	Status             *Status
 	RPMLimit           *int64
+	// Budgets names the periods that change: a limit > 0 sets that
+	// window's limit (what it has counted stays), 0 removes the window.
+	// ValidatePatch makes an empty map nil: {} changes nothing.
+	Budgets *Budgets
+	// BudgetTimezone, when it differs from the stored one, starts every
+	// window afresh.
+	BudgetTimezone *string
 }
 
 // StatusOnly returns the patch reduced to its status, as ?status_only=true asks.
@@ -182,11 +200,14 @@ func (p Patch) Apply(t Token) Token {
 	if p.RPMLimit != nil {
 		t.RPMLimit = *p.RPMLimit
 	}
-	return t
+	return p.applyBudgets(t)
 }
 
 // SearchQuery selects tokens by name keyword and/or key. Empty fields match all.
 type SearchQuery struct {
 	Keyword string // case-insensitive substring of the name
 	Key     string // a whole key (with or without sk-) or a fragment of its visible characters
+	// AcceptLegacyKey makes a Key of the right shape whose checksum fails a
+	// whole key (KeyParser), as template parameter AcceptLegacyKeys asks.
+	AcceptLegacyKey bool
 }

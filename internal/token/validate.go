@@ -6,16 +6,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
-// Input limits beyond the contract's, so that one token item stays small.
+// Size limits of the lists (API.md "Size limits and counters"), so that a
+// token item stays a few KB and a page of 100 tokens well under 1 MB. They
+// count the lists as stored: trimmed, without empty entries or duplicates,
+// joined with commas.
 const (
-	MaxModels          = 500          // model names per token
-	MaxModelNameLength = 128          // characters per model name
-	MaxAllowIPs        = 100          // entries in allow_ips
-	maxExpiredTime     = 253402300799 // 9999-12-31T23:59:59Z
+	MaxModels           = 200  // entries in model_limits
+	MaxModelLimitsBytes = 4096 // bytes of model_limits joined
+	MaxModelNameLength  = 128  // characters of a model name (a pattern's final * aside)
+	MaxAllowIPs         = 100  // entries in allow_ips
+	MaxAllowIPsBytes    = 2048 // bytes of allow_ips joined
+
+	maxExpiredTime = 253402300799 // 9999-12-31T23:59:59Z
 )
 
 // Rules are the deployment's choices that validation depends on.
@@ -70,14 +75,17 @@ func UniqueIDs(ids []int64) ([]int64, error) {
 	return out, nil
 }
 
-// CheckName validates a token name: 1 to MaxNameLength characters of valid
-// UTF-8 without control characters.
+// CheckName validates a token name: ENameRequired when it is empty or only
+// white space; EInvalidName when it is not valid UTF-8 or does not show
+// what it is (control, bidirectional-control or tag characters, a leading
+// BOM, nothing visible: see nameShowsWhatItIs); ENameTooLong over
+// MaxNameLength characters.
 func CheckName(name string) error {
 	if strings.TrimSpace(name) == "" {
 		return &Error{Code: ENameRequired}
 	}
-	if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return Errorf(EInvalidRequest, "name holds invalid characters")
+	if !utf8.ValidString(name) || !nameShowsWhatItIs(name) {
+		return &Error{Code: EInvalidName}
 	}
 	if utf8.RuneCountInString(name) > MaxNameLength {
 		return &Error{Code: ENameTooLong}
@@ -128,33 +136,80 @@ func (r Rules) CheckGroup(g string) error {
 	return Errorf(EInvalidGroup, "%.64s", g)
 }
 
-// NormalizeModelLimits trims each model name, drops empty ones and duplicates,
-// and checks the limits (MaxModels names of at most MaxModelNameLength
-// characters, no commas or control characters).
+// NormalizeModelLimits trims each entry, drops empty ones and duplicates,
+// and checks the rest (EInvalidModels): each a model name (CheckModelEntry),
+// at most MaxModels entries and MaxModelLimitsBytes bytes once joined.
 func NormalizeModelLimits(names []string) ([]string, error) {
 	out := make([]string, 0, len(names))
 	seen := make(map[string]bool, len(names))
+	size := -1 // the commas between entries
 	for _, n := range names {
 		n = strings.TrimSpace(n)
 		if n == "" || seen[n] {
 			continue
 		}
-		if !utf8.ValidString(n) || utf8.RuneCountInString(n) > MaxModelNameLength ||
-			strings.ContainsRune(n, ',') || strings.IndexFunc(n, unicode.IsControl) >= 0 {
-			return nil, Errorf(EInvalidModels, "%.64q", n)
+		if err := CheckModelEntry(n); err != nil {
+			return nil, err
 		}
 		seen[n] = true
 		out = append(out, n)
+		size += len(n) + 1
 	}
-	if len(out) > MaxModels {
-		return nil, Errorf(EInvalidModels, "more than %d models", MaxModels)
+	switch {
+	case len(out) > MaxModels:
+		return nil, Errorf(EInvalidModels, "more than %d entries", MaxModels)
+	case size > MaxModelLimitsBytes:
+		return nil, Errorf(EInvalidModels, "more than %d bytes", MaxModelLimitsBytes)
 	}
 	return out, nil
 }
 
+// CheckModelEntry accepts one model_limits entry (API.md "Model
+// patterns"): 1 to MaxModelNameLength characters of [A-Za-z0-9._:/@+-],
+// plus an optional final '*' that makes it a prefix pattern. '*' alone, a
+// '*' anywhere else or any other character is EInvalidModels. The small
+// set needs no JSON escaping, so a list's size in a response is its size.
+func CheckModelEntry(e string) error {
+	name := strings.TrimSuffix(e, "*")
+	if name == "" || len(name) > MaxModelNameLength || strings.IndexFunc(name, notModelChar) >= 0 {
+		return Errorf(EInvalidModels, "%.64q", e)
+	}
+	return nil
+}
+
+func notModelChar(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("._:/@+-", r)
+}
+
+// ModelAllowed reports whether model is allowed by the entries of a
+// token's model_limits: an entry equal to it, or a pattern (an entry of
+// two or more characters ending in '*') whose prefix it starts with. An
+// empty model is never allowed. Entries stored before the patterns (any
+// characters) keep matching exactly; a lone "*", which validation never
+// accepted as a pattern, matches only itself.
+func ModelAllowed(limits []string, model string) bool {
+	if model == "" {
+		return false
+	}
+	for _, e := range limits {
+		if e == model {
+			return true
+		}
+		if prefix, ok := strings.CutSuffix(e, "*"); ok && prefix != "" && strings.HasPrefix(model, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseAllowIPs splits a comma- or newline-separated list of IPv4/IPv6
 // addresses and CIDR ranges and returns each in canonical form (ranges masked
-// to their network address). Empty means any IP.
+// to their network address). Empty means any IP. At most MaxAllowIPs
+// entries and MaxAllowIPsBytes bytes once joined, else EInvalidAllowIPs.
 func ParseAllowIPs(s string) ([]string, error) {
 	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' })
 	out := make([]string, 0, len(fields))
@@ -175,6 +230,9 @@ func ParseAllowIPs(s string) ([]string, error) {
 	}
 	if len(out) > MaxAllowIPs {
 		return nil, Errorf(EInvalidAllowIPs, "more than %d entries", MaxAllowIPs)
+	}
+	if size := len(strings.Join(out, ",")); size > MaxAllowIPsBytes {
+		return nil, Errorf(EInvalidAllowIPs, "more than %d bytes", MaxAllowIPsBytes)
 	}
 	return out, nil
 }
@@ -250,7 +308,11 @@ func (r Rules) Validate(s *Spec, now time.Time) error {
 		return err
 	}
 	s.AllowIPs = ips
-	return nil
+	if err := CheckBudgets(s.Budgets); err != nil {
+		return err
+	}
+	s.Budgets = s.Budgets.clone() // 0 is no window
+	return CheckBudgetTimezone(s.BudgetTimezone)
 }
 
 // ValidatePatch checks every field p sets, at now, and normalises its lists in
@@ -299,6 +361,19 @@ func (r Rules) ValidatePatch(p *Patch, now time.Time) error {
 			return err
 		}
 		p.AllowIPs = &ips
+	}
+	if p.Budgets != nil {
+		if err := CheckBudgets(*p.Budgets); err != nil {
+			return err
+		}
+		if len(*p.Budgets) == 0 {
+			p.Budgets = nil // {} changes nothing
+		}
+	}
+	if p.BudgetTimezone != nil {
+		if err := CheckBudgetTimezone(*p.BudgetTimezone); err != nil {
+			return err
+		}
 	}
 	return nil
 }

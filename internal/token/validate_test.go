@@ -1,12 +1,16 @@
 package token_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/llmgw/token-service/internal/token"
+	"github.com/llmgw/token-service/internal/token/storetest"
 )
+
+func ptrTo[T any](v T) *T { return &v }
 
 var now = time.Unix(1_800_000_000, 0)
 
@@ -80,8 +84,11 @@ func TestCheckName(t *testing.T) {
 		{"31 ascii", strings.Repeat("a", 31), token.ENameTooLong},
 		{"empty", "", token.ENameRequired},
 		{"blank", "   ", token.ENameRequired},
-		{"control character", "a\x00b", token.EInvalidRequest},
-		{"invalid utf-8", "a\xffb", token.EInvalidRequest},
+		{"control character", "a\x00b", token.EInvalidName},
+		{"invalid utf-8", "a\xffb", token.EInvalidName},
+		{"zero-width only", "\u200b\u200b", token.EInvalidName},
+		{"ideographic spaces only", "\u3000\u3000", token.ENameRequired},
+		{"invalid wins over too long", strings.Repeat("a", 31) + "\u202e", token.EInvalidName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,15 +159,86 @@ func TestIPAllowed(t *testing.T) {
 }
 
 func TestNormalizeModelLimits(t *testing.T) {
-	got, err := token.NormalizeModelLimits([]string{" gpt-4", " gpt-3.5-turbo", "", "gpt-4 "})
-	if err != nil || strings.Join(got, ",") != "gpt-4,gpt-3.5-turbo" {
-		t.Fatalf("NormalizeModelLimits = %q, %v", got, err)
+	name128 := strings.Repeat("m", 128)
+	tests := []struct {
+		name string
+		in   []string
+		want []string // when code is ""
+		code string
+	}{
+		{"trimmed, empty and duplicates dropped", []string{" gpt-4", " gpt-3.5-turbo", "", "gpt-4 "}, []string{"gpt-4", "gpt-3.5-turbo"}, ""},
+		{"every allowed character", []string{"azAZ09._:/@+-"}, []string{"azAZ09._:/@+-"}, ""},
+		{"provider paths and tags", []string{"openai/gpt-4o", "models/gemini-1.5-pro@001", "llama3:8b"}, []string{"openai/gpt-4o", "models/gemini-1.5-pro@001", "llama3:8b"}, ""},
+		{"a pattern", []string{"gpt-4o*"}, []string{"gpt-4o*"}, ""},
+		{"128 characters", []string{name128}, []string{name128}, ""},
+		{"128 characters and a pattern's *", []string{name128 + "*"}, []string{name128 + "*"}, ""},
+		{"129 characters", []string{name128 + "m"}, nil, token.EInvalidModels},
+		{"* alone", []string{"*"}, nil, token.EInvalidModels},
+		{"* inside", []string{"g*pt"}, nil, token.EInvalidModels},
+		{"* first", []string{"*gpt"}, nil, token.EInvalidModels},
+		{"two *", []string{"gpt**"}, nil, token.EInvalidModels},
+		{"a comma", []string{"a,b"}, nil, token.EInvalidModels},
+		{"a space inside", []string{"my model"}, nil, token.EInvalidModels},
+		{"a quote", []string{`gpt"4`}, nil, token.EInvalidModels},
+		{"a backslash", []string{`gpt\4`}, nil, token.EInvalidModels},
+		{"angle brackets", []string{"<b>"}, nil, token.EInvalidModels},
+		{"non-ASCII letters", []string{"模型"}, nil, token.EInvalidModels},
+		{"a control character", []string{"gpt\x00"}, nil, token.EInvalidModels},
+		{"invalid utf-8", []string{"gpt\xff"}, nil, token.EInvalidModels},
+		{"200 entries of 4096 bytes", storetest.ModelLimitsOf(200, 4096), storetest.ModelLimitsOf(200, 4096), ""},
+		{"201 entries", storetest.ModelLimitsOf(201, 4000), nil, token.EInvalidModels},
+		{"4097 bytes", storetest.ModelLimitsOf(200, 4097), nil, token.EInvalidModels},
+		{"4097 bytes in few entries", storetest.ModelLimitsOf(40, 4097), nil, token.EInvalidModels},
+		{"duplicates count once", append(storetest.ModelLimitsOf(200, 4096), storetest.ModelLimitsOf(200, 4096)...), storetest.ModelLimitsOf(200, 4096), ""},
 	}
-	if _, err := token.NormalizeModelLimits([]string{"a,b"}); codeOf(err) != token.EInvalidModels {
-		t.Fatalf("a comma inside a name: err = %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := token.NormalizeModelLimits(tt.in)
+			if codeOf(err) != tt.code {
+				t.Fatalf("err = %v, want %q", err, tt.code)
+			}
+			if tt.code == "" && !slices.Equal(got, tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
-	if _, err := token.NormalizeModelLimits([]string{strings.Repeat("m", 129)}); codeOf(err) != token.EInvalidModels {
-		t.Fatalf("an over-long name: err = %v", err)
+}
+
+func TestListHelpersAreAtTheLimits(t *testing.T) {
+	models := storetest.ModelLimitsOf(token.MaxModels, token.MaxModelLimitsBytes)
+	if n, size := len(models), len(strings.Join(models, ",")); n != 200 || size != 4096 {
+		t.Errorf("ModelLimitsOf: %d entries, %d bytes; want 200 and 4096", n, size)
+	}
+	ips := storetest.AllowIPsOf(token.MaxAllowIPs, token.MaxAllowIPsBytes)
+	if n, size := len(ips), len(strings.Join(ips, ",")); n != 100 || size != 2048 {
+		t.Errorf("AllowIPsOf: %d entries, %d bytes; want 100 and 2048", n, size)
+	}
+	// Canonical already: stored as they are, so their size is the stored size.
+	got, err := token.ParseAllowIPs(strings.Join(ips, ","))
+	if err != nil || !slices.Equal(got, ips) {
+		t.Errorf("ParseAllowIPs(AllowIPsOf) = %d entries, %v; want them unchanged", len(got), err)
+	}
+}
+
+func TestAllowIPsLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		code string
+	}{
+		{"100 entries of 2048 bytes", storetest.AllowIPsOf(100, 2048), ""},
+		{"101 entries", storetest.AllowIPsOf(101, 2000), token.EInvalidAllowIPs},
+		{"2049 bytes", storetest.AllowIPsOf(100, 2049), token.EInvalidAllowIPs},
+		{"2049 bytes in few entries", storetest.AllowIPsOf(60, 2049), token.EInvalidAllowIPs},
+		{"duplicates count once", append(storetest.AllowIPsOf(100, 2048), storetest.AllowIPsOf(100, 2048)...), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := token.ParseAllowIPs(strings.Join(tt.in, "\n"))
+			if codeOf(err) != tt.code {
+				t.Fatalf("err = %v, want %q", err, tt.code)
+			}
+		})
 	}
 }
 
@@ -195,6 +273,12 @@ func TestValidateSpec(t *testing.T) {
 		{"count names fit", func(s *token.Spec) { s.Name = strings.Repeat("x", 28); s.Count = 9 }, ""},
 		{"count 10 names pass", func(s *token.Spec) { s.Name = strings.Repeat("x", 28); s.Count = 10 }, token.ENameTooLong},
 		{"bad ip", func(s *token.Spec) { s.AllowIPs = []string{"1.2.3"} }, token.EInvalidAllowIPs},
+		{"bad name", func(s *token.Spec) { s.Name = "\u202egnp.exe" }, token.EInvalidName},
+		{"model pattern", func(s *token.Spec) { s.ModelLimits = []string{"gpt-4o*"} }, ""},
+		{"lone * model", func(s *token.Spec) { s.ModelLimits = []string{"*"} }, token.EInvalidModels},
+		{"largest lists", func(s *token.Spec) {
+			s.ModelLimits, s.AllowIPs = storetest.ModelLimitsOf(200, 4096), storetest.AllowIPsOf(100, 2048)
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,6 +328,11 @@ func TestValidatePatch(t *testing.T) {
 		{"past expiry", token.Patch{ExpiredTime: i64(1)}, token.EInvalidExpiry},
 		{"bad group", token.Patch{Group: str("nope")}, token.EInvalidGroup},
 		{"bad quota", token.Patch{RemainQuota: i64(-5)}, token.EInvalidQuota},
+		{"invisible name", token.Patch{Name: str("\u200b")}, token.EInvalidName},
+		{"model pattern", token.Patch{ModelLimits: &[]string{"gpt-4o*"}}, ""},
+		{"model * inside", token.Patch{ModelLimits: &[]string{"g*pt"}}, token.EInvalidModels},
+		{"201 models", token.Patch{ModelLimits: ptrTo(storetest.ModelLimitsOf(201, 4000))}, token.EInvalidModels},
+		{"2049 bytes of ips", token.Patch{AllowIPs: ptrTo(storetest.AllowIPsOf(100, 2049))}, token.EInvalidAllowIPs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,7 +367,7 @@ func FuzzParseAllowIPs(f *testing.F) {
 // FuzzNormalizeModelLimits: the canonical form of any comma-separated list
 // of model names normalizes to itself.
 func FuzzNormalizeModelLimits(f *testing.F) {
-	for _, s := range []string{"", "gpt-4,gpt-3.5-turbo", " a , ,b,a", "\x00"} {
+	for _, s := range []string{"", "gpt-4,gpt-3.5-turbo", " a , ,b,a", "\x00", "gpt-4o*,claude*", "*", "g*pt"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
 	"github.com/llmgw/token-service/internal/token"
 )
 
@@ -23,12 +25,15 @@ type event struct {
 	ClientIP *string         `json:"client_ip"`
 	Consume  json.RawMessage `json:"consume"`
 	Settle   *bool           `json:"settle"`
+	// RequestID must be a string: any other JSON type fails the decode.
+	RequestID *string `json:"request_id"`
 }
 
 // ParseEvent decodes a verify event: a JSON object with a string "key";
-// "model" and "client_ip" strings, "consume" an integer and "settle" a
-// bool, each optional (null = absent). Unknown fields are ignored. Anything
-// else is an error, answered as invalid_request.
+// "model" and "client_ip" strings, "consume" an integer, "settle" a bool
+// and "request_id" a string of token.CheckRequestID, each optional (null =
+// absent). Unknown fields are ignored. Anything else is an error, answered
+// as invalid_request.
 func ParseEvent(raw []byte) (token.VerifyRequest, error) {
 	if len(raw) > maxEventSize {
 		return token.VerifyRequest{}, token.Errorf(token.EInvalidRequest, "event over %d bytes", maxEventSize)
@@ -54,6 +59,12 @@ func ParseEvent(raw []byte) (token.VerifyRequest, error) {
 	if ev.Settle != nil {
 		req.Settle = *ev.Settle
 	}
+	if ev.RequestID != nil {
+		if err := token.CheckRequestID(*ev.RequestID); err != nil {
+			return token.VerifyRequest{}, err
+		}
+		req.RequestID = *ev.RequestID
+	}
 	if c := bytes.TrimSpace(ev.Consume); len(c) > 0 && !bytes.Equal(c, []byte("null")) {
 		// Digits only (after an optional minus): 1.5, 1e3 and "15" are not integers.
 		n, err := strconv.ParseInt(string(c), 10, 64)
@@ -68,7 +79,9 @@ func ParseEvent(raw []byte) (token.VerifyRequest, error) {
 // Handler is the Lambda handler of the verify function: it decodes the
 // event (a malformed one is an invalid_request answer) and answers it with
 // v at clock(). A store failure is the handler's error, so the invoke fails
-// and the relay retries; it is never a valid answer.
+// and the relay retries; it is never a valid answer. That error is an
+// InternalError, which carries the Lambda request id and no internal text:
+// the details go to the log line with the same request id.
 func Handler(v *Verifier, clock func() time.Time) func(context.Context, json.RawMessage) (Answer, error) {
 	return func(ctx context.Context, raw json.RawMessage) (Answer, error) {
 		req, err := ParseEvent(raw)
@@ -77,12 +90,31 @@ func Handler(v *Verifier, clock func() time.Time) func(context.Context, json.Raw
 		}
 		a, err := v.Verify(ctx, req, clock())
 		if err != nil {
+			var requestID string
+			if lc, ok := lambdacontext.FromContext(ctx); ok {
+				requestID = lc.AwsRequestID
+			}
 			// The error names the operation only: never the key.
-			slog.ErrorContext(ctx, "verify failed", "error", err)
-			return Answer{}, err
+			slog.ErrorContext(ctx, "verify failed", "request_id", requestID, "error", err.Error())
+			return Answer{}, &InternalError{RequestID: requestID}
 		}
 		return a, nil
 	}
+}
+
+// InternalError is the function error of a verify the store could not
+// answer: the relay sees its generic text and the Lambda request id, which
+// finds the log line with the cause. Retrying is safe (with a request id,
+// exactly-once).
+type InternalError struct {
+	RequestID string
+}
+
+func (e *InternalError) Error() string {
+	if e.RequestID == "" {
+		return "verify: internal error, please retry"
+	}
+	return "verify: internal error, please retry (request id " + e.RequestID + ")"
 }
 
 // Invoker is the verify function as a lambda.Handler: it takes the raw

@@ -121,7 +121,7 @@ func TestChargeThroughOldKeyPastGraceIsRefused(t *testing.T) {
 	e.rotate(t, tok, 30*time.Second, now)
 	wantCode(t, "old key inside the grace", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 1}, now.Add(10*time.Second)), "")
 
-	st, err := e.ledger.ReadForVerify(ctx, tok.UserID, tok.ID)
+	st, err := e.ledger.ReadForVerify(ctx, tok.UserID, tok.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestChargeThroughOldKeyPastGraceIsRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		before := e.get(t, tok)
-		_, written, err := e.ledger.Charge(ctx, st, token.Charge{Consume: 5, KeyHash: tt.hash}, tt.at)
+		_, written, err := e.ledger.Write(ctx, st, token.Write{Consume: 5, KeyHash: tt.hash}, tt.at)
 		switch {
 		case err != nil:
 			t.Errorf("%s: charge: %v", tt.name, err)
@@ -183,14 +183,14 @@ func TestSettleAndRefundThroughOldKeyFollowTheGrace(t *testing.T) {
 
 	// The store re-checks the key in its write: a state read inside the
 	// grace and written past it (a slow call) charges and refunds nothing.
-	st, err := e.ledger.ReadForVerify(context.Background(), tok.UserID, tok.ID)
+	st, err := e.ledger.ReadForVerify(context.Background(), tok.UserID, tok.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, written, err := e.ledger.Settle(context.Background(), st, token.Settlement{KeyHash: tok.KeyHash, Charged: 3}, past); err != nil || written {
+	if _, written, err := e.ledger.Write(context.Background(), st, token.Write{KeyHash: tok.KeyHash, Settle: 3}, past); err != nil || written {
 		t.Errorf("store settle through the old key past the grace: written %v, %v; want refused", written, err)
 	}
-	if _, written, err := e.ledger.Refund(context.Background(), st, tok.KeyHash, 1, past); err != nil || written {
+	if _, written, err := e.ledger.Write(context.Background(), st, token.Write{KeyHash: tok.KeyHash, GiveBack: 1, GiveBackRemain: 1}, past); err != nil || written {
 		t.Errorf("store refund through the old key past the grace: written %v, %v; want refused", written, err)
 	}
 	if got := e.get(t, tok); got.UsedQuota != before.UsedQuota+5 {

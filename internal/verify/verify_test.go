@@ -213,6 +213,8 @@ func TestRequestsPerVerify(t *testing.T) {
 	e := newEnv(t)
 	tok := e.create(t, "u1", spec())
 	limited := e.create(t, "u1", func() token.Spec { s := spec(); s.RPMLimit = 100; return s }())
+	windowed := e.create(t, "u1", withBudgets(1000, "Asia/Shanghai",
+		token.Budgets{token.PeriodMinute: 100, token.PeriodDay: 500, token.PeriodMonth: 900}))
 	at := now
 	tests := []struct {
 		name string
@@ -227,6 +229,9 @@ func TestRequestsPerVerify(t *testing.T) {
 		{"rpm first use", token.VerifyRequest{Key: limited.Key}, map[string]int{"GetItem": 1, "BatchGetItem": 1, "UpdateItem": 1}},
 		{"rpm warm", token.VerifyRequest{Key: limited.Key}, map[string]int{"BatchGetItem": 1, "UpdateItem": 1}},
 		{"rpm warm with consume", token.VerifyRequest{Key: limited.Key, Consume: 5}, map[string]int{"BatchGetItem": 1, "UpdateItem": 1}},
+		{"3 windows first use", token.VerifyRequest{Key: windowed.Key}, map[string]int{"GetItem": 1, "BatchGetItem": 1, "UpdateItem": 1}},
+		{"3 windows warm with consume", token.VerifyRequest{Key: windowed.Key, Consume: 5}, map[string]int{"BatchGetItem": 1, "UpdateItem": 1}},
+		{"3 windows warm hold", hold(windowed.Key, "h", 5), map[string]int{"BatchGetItem": 1, "TransactWriteItems": 1}},
 	}
 	for _, tt := range tests {
 		e.counter.Reset()
@@ -560,7 +565,7 @@ func TestRPMWindowAhead(t *testing.T) {
 					t.Errorf("verify %d: retry_after_seconds %d, want %d (the end of the stored window)", i, a.RetryAfterSeconds, wantRetry)
 				}
 			}
-			st, err := e.ledger.ReadForVerify(context.Background(), tok.UserID, tok.ID)
+			st, err := e.ledger.ReadForVerify(context.Background(), tok.UserID, tok.ID, "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -239,6 +239,75 @@ test('edit keeps what is not changed', async () => {
   assert.equal(after.remain_quota, before.remain_quota);
 });
 
+test('spend windows: create with a day and a minute budget, see them, edit a limit, remove a window', async () => {
+  await page.click('#create-button');
+  await page.locator('#token-dialog').waitFor();
+  await page.fill('#f-name', 'e2e-windows');
+  await page.check('#f-unlimited');
+  await page.fill('#f-budget-day', '100000');
+  await page.fill('#f-budget-minute', '5000');
+  await page.click('#token-submit');
+  await page.locator('#keys-dialog').waitFor();
+  await page.click('#keys-dialog button[data-close]');
+  await page.locator('#keys-dialog').waitFor({ state: 'hidden' });
+
+  let tok = await findToken('e2e-windows');
+  assert.deepEqual(tok.budgets, { day: 100000, minute: 5000 });
+  assert.equal(tok.budget_timezone, '');
+  assert.deepEqual(Object.keys(tok.budget_usage).sort(), ['day', 'minute']);
+  assert.equal(tok.budget_usage.day.used, 0);
+  assert.ok(tok.budget_usage.minute.resets_at > Date.now() / 1000 - 5 && tok.budget_usage.minute.resets_at <= Date.now() / 1000 + 65,
+    `minute window resets at ${tok.budget_usage.minute.resets_at}`);
+
+  // In the table: one bar per window, shortest first, used / limit and the reset.
+  const r = row('e2e-windows');
+  await r.waitFor();
+  const wins = r.locator('.window');
+  assert.deepEqual(await wins.evaluateAll((ws) => ws.map((w) => w.dataset.period)), ['minute', 'day']);
+  assert.equal(await wins.nth(0).locator('.window-label').textContent(), '每分钟');
+  assert.equal(await wins.nth(0).locator('.window-used').textContent(), '0 / 5,000');
+  assert.equal(await wins.nth(1).locator('.window-used').textContent(), '0 / 100,000');
+  assert.equal(await wins.nth(1).locator('meter').evaluate((m) => [m.min, m.max, m.value].join()), '0,100000,0');
+  assert.match(await wins.nth(1).locator('.window-reset').textContent(), /重置$/);
+  assert.equal(await wins.nth(1).locator('time').getAttribute('datetime'), new Date(tok.budget_usage.day.resets_at * 1000).toISOString());
+  assert.equal(await row('e2e-alpha-2').locator('.windows').count(), 0, 'a token without windows shows none');
+
+  // The edit dialog shows them; a new day limit, and the minute window removed by 0.
+  await r.locator('.edit').click();
+  await page.locator('#token-dialog').waitFor();
+  assert.equal(await page.inputValue('#f-budget-day'), '100000');
+  assert.equal(await page.inputValue('#f-budget-minute'), '5000');
+  assert.equal(await page.inputValue('#f-budget-hour'), '');
+  assert.equal(await page.inputValue('#f-budget-tz'), '');
+  await page.fill('#f-budget-day', '200000');
+  await page.fill('#f-budget-minute', '0');
+  await page.click('#token-submit');
+  await page.locator('#token-dialog').waitFor({ state: 'hidden' });
+  await row('e2e-windows').locator('.window-used', { hasText: '0 / 200,000' }).waitFor();
+  assert.deepEqual(await row('e2e-windows').locator('.window').evaluateAll((ws) => ws.map((w) => w.dataset.period)), ['day']);
+  tok = await findToken('e2e-windows');
+  assert.deepEqual(tok.budgets, { day: 200000 });
+  assert.deepEqual(Object.keys(tok.budget_usage), ['day']);
+  assert.equal(tok.budget_usage.day.limit, 200000);
+
+  // English labels; a bad limit is refused with the API's message.
+  await page.click('#lang-switch');
+  assert.equal(await row('e2e-windows').locator('.window-label').textContent(), 'Per day');
+  assert.match(await row('e2e-windows').locator('.window-reset').textContent(), /^resets /);
+  await row('e2e-windows').locator('.edit').click();
+  await page.fill('#f-budget-tz', 'Mars/Olympus');
+  await page.click('#token-submit');
+  await page.locator('#token-form-error', { hasText: 'Invalid budgets' }).waitFor();
+  await page.keyboard.press('Escape');
+  await page.click('#lang-switch');
+  assert.equal((await findToken('e2e-windows')).budget_timezone, '');
+
+  await row('e2e-windows').locator('.delete').click();
+  await page.locator('#confirm-dialog').waitFor();
+  await page.click('#confirm-ok');
+  await row('e2e-windows').waitFor({ state: 'detached' });
+});
+
 test('an API error is shown with the API message: 31-character name', async () => {
   await page.click('#create-button');
   await page.fill('#f-name', 'x'.repeat(31));

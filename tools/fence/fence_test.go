@@ -30,6 +30,12 @@ var forbiddenEverywhere = []string{
 	"github.com/aws/aws-lambda-runtime-interface-emulator",
 	"github.com/aws/aws-sdk-go-v2/service/lambda",
 	"testing",
+	// cmd/admin import's source readers and database drivers.
+	module + "/internal/importer",
+	"database/sql",
+	"modernc.org/",
+	"github.com/go-sql-driver/mysql",
+	"github.com/jackc/",
 }
 
 // forbiddenFor are further prefixes one function may not link.

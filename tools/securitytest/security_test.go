@@ -556,7 +556,8 @@ func (s *suite) testAuthorizerRefusals(t *testing.T) {
 }
 
 // testDisableUser: cmd/admin disable-user refuses the user's access tokens
-// and keys from the next request on; enable-user restores both.
+// and keys (verify, and usage by key: 401) from the next request on;
+// enable-user restores both.
 func (s *suite) testDisableUser(t *testing.T) {
 	const uid = "admin-disabled"
 	access := s.user(t, uid)
@@ -567,7 +568,11 @@ func (s *suite) testDisableUser(t *testing.T) {
 	ctx := context.Background()
 
 	bin := filepath.Join(t.TempDir(), "admin")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/llmgw/token-service/cmd/admin").CombinedOutput(); err != nil {
+	// Built in the product module, as an operator builds it: the tooling
+	// module does not carry the product's KMS client.
+	build := exec.Command("go", "build", "-o", bin, "./cmd/admin")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build cmd/admin: %v\n%s", err, out)
 	}
 	admin := func(t *testing.T, args ...string) {
@@ -585,10 +590,11 @@ func (s *suite) testDisableUser(t *testing.T) {
 		wantStatus int
 		wantValid  bool
 		wantCode   string
+		wantUsage  int
 	}{
-		{"before", nil, 200, true, ""},
-		{"disabled", []string{"disable-user", "-user", uid}, 403, false, "disabled"},
-		{"enabled", []string{"enable-user", "-user", uid}, 200, true, ""},
+		{"before", nil, 200, true, "", 200},
+		{"disabled", []string{"disable-user", "-user", uid}, 403, false, "disabled", 401},
+		{"enabled", []string{"enable-user", "-user", uid}, 200, true, "", 200},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -605,12 +611,18 @@ func (s *suite) testDisableUser(t *testing.T) {
 			if err != nil || a.Valid != st.wantValid || a.Code != st.wantCode {
 				t.Errorf("verify: %+v, %v; want valid %v code %q", a, err, st.wantValid, st.wantCode)
 			}
+			if r := s.st.Call(t, "GET", "/api/usage/token", tok.Key, ""); r.Status != st.wantUsage {
+				t.Errorf("usage by key: %d %s, want %d", r.Status, r.Body, st.wantUsage)
+			}
 			// Another user is never affected.
 			if r := s.st.Call(t, "GET", "/api/token/", other, ""); r.Status != 200 {
 				t.Errorf("bystander's list: %d", r.Status)
 			}
 			if a, err := stacktest.Verify(ctx, lambda, map[string]any{"key": otherTok.Key}); err != nil || !a.Valid {
 				t.Errorf("bystander's key: %+v, %v", a, err)
+			}
+			if r := s.st.Call(t, "GET", "/api/usage/token", otherTok.Key, ""); r.Status != 200 {
+				t.Errorf("bystander's usage by key: %d %s", r.Status, r.Body)
 			}
 		})
 	}

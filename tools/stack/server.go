@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -159,8 +160,14 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, now time.Time, entry
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooLarge):
 			return writeGateway(w, http.StatusRequestEntityTooLarge, msgTooLarge, requestID)
+		case errors.As(err, &netErr) && netErr.Timeout():
+			// The body did not arrive within the server's read timeout
+			// (NewHTTPServer); the connection is closed after this answer.
+			return writeGateway(w, http.StatusRequestTimeout, `{"message":"Request Timeout"}`, requestID)
 		}
 		return writeGateway(w, http.StatusBadRequest, `{"message":"Bad Request"}`, requestID)
 	}

@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -35,6 +37,7 @@ import (
 	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/token/dynamo"
+	"github.com/llmgw/token-service/relay"
 	"github.com/llmgw/token-service/tools/ddblocal"
 	"github.com/llmgw/token-service/tools/stack"
 	"github.com/llmgw/token-service/tools/template"
@@ -101,6 +104,9 @@ type Stack struct {
 	Template *template.Stack
 	// Invocations counts the invokes of each function by both APIs.
 	Invocations *CountingInvoker
+	// LocalDir is the runner's folder: its development sealing key is
+	// LocalDir/sealing-key.
+	LocalDir string
 }
 
 // CountingInvoker counts the invokes of each function on their way to
@@ -152,6 +158,7 @@ func Start(t testing.TB, o Options) *Stack {
 	}
 	s.DB = ddblocal.NewClient(s.Endpoint)
 	localDir := t.TempDir()
+	s.LocalDir = localDir
 	params, err := stack.LocalParameters(o.Template, o.Overrides)
 	if err != nil {
 		t.Fatal(err)
@@ -315,30 +322,37 @@ func NewLambdaClient(url string) *lambda.Client {
 
 // VerifyAnswer is the part of a verify answer tests read.
 type VerifyAnswer struct {
-	Valid bool   `json:"valid"`
-	Code  string `json:"code"`
-	Token *struct {
-		ID          int64 `json:"id"`
-		RemainQuota int64 `json:"remain_quota"`
-	} `json:"token"`
+	Valid bool         `json:"valid"`
+	Code  string       `json:"code"`
+	Token *VerifyToken `json:"token"`
 }
 
-// Verify invokes VerifyTokenFunction with event and decodes its answer.
+// VerifyToken is the part of a valid answer's token tests read.
+type VerifyToken struct {
+	ID          int64 `json:"id"`
+	RemainQuota int64 `json:"remain_quota"`
+}
+
+// Verify sends event (key, model, client_ip, consume, settle, request_id)
+// to VerifyTokenFunction through the relay client (package relay), once,
+// as a gateway's relay would, and returns its answer; a refusal is an
+// answer with its code. A function error or a failed invoke is the error.
 func Verify(ctx context.Context, client *lambda.Client, event map[string]any) (VerifyAnswer, error) {
-	payload, err := json.Marshal(event)
+	b, err := json.Marshal(event)
 	if err != nil {
 		return VerifyAnswer{}, err
 	}
-	out, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("VerifyTokenFunction"), Payload: payload})
-	if err != nil {
+	var ev relay.Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return VerifyAnswer{}, fmt.Errorf("event %s: %w", b, err)
+	}
+	a, err := relay.New(client, "VerifyTokenFunction", relay.Options{Attempts: 1, AttemptTimeout: time.Minute}).Do(ctx, ev)
+	var refused *relay.Refusal
+	switch {
+	case errors.As(err, &refused):
+		return VerifyAnswer{Code: string(refused.Code)}, nil
+	case err != nil:
 		return VerifyAnswer{}, err
 	}
-	if out.FunctionError != nil {
-		return VerifyAnswer{}, fmt.Errorf("function error %s: %s", aws.ToString(out.FunctionError), out.Payload)
-	}
-	var a VerifyAnswer
-	if err := json.Unmarshal(out.Payload, &a); err != nil {
-		return VerifyAnswer{}, fmt.Errorf("answer %s: %w", out.Payload, err)
-	}
-	return a, nil
+	return VerifyAnswer{Valid: true, Token: &VerifyToken{ID: a.Token.ID, RemainQuota: a.Token.RemainQuota}}, nil
 }

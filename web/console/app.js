@@ -267,6 +267,38 @@ async function load() {
   render();
 }
 
+// The periods of spend windows, shortest first, as the API names them.
+const PERIODS = ['minute', 'hour', 'day', 'week', 'month'];
+
+// windows shows each spend window of tok (budget_usage, as of the read):
+// used / limit as a bar, and when the window resets.
+function windows(tok) {
+  const usage = tok.budget_usage || {};
+  const shown = PERIODS.filter((p) => usage[p]);
+  if (!shown.length) return el('span', { class: 'muted', text: t('no_windows') });
+  return el('div', { class: 'windows' }, shown.map((p) => {
+    const { limit, used, resets_at: resets } = usage[p];
+    const period = t(`period_${p}`);
+    return el('div', { class: 'window', 'data-period': p },
+      el('span', { class: 'window-label', text: period }),
+      el('meter', {
+        min: 0,
+        max: limit,
+        value: Math.min(used, limit),
+        low: limit * 0.8,
+        high: limit * 0.95,
+        optimum: 0,
+        'aria-label': t('window_of', { period, used: quota(used), limit: quota(limit) }),
+      }),
+      el('span', { class: 'window-used', text: `${quota(used)} / ${quota(limit)}` }),
+      el('small', { class: 'window-reset muted' }, el('time', {
+        datetime: new Date(resets * 1000).toISOString(),
+        title: absTime(resets),
+        text: t('window_resets', { when: relTime(resets) }),
+      })));
+  }));
+}
+
 function statusBadge(s) {
   const kind = { 1: 'enabled', 2: 'disabled', 3: 'expired', 4: 'exhausted' }[s] || 'disabled';
   return el('span', { class: `badge ${kind}`, 'data-status': kind, text: t(`status_${s}`) });
@@ -309,6 +341,7 @@ function row(tok) {
       }))),
     cell(t('col_remain'), tok.unlimited_quota ? el('span', { class: 'unlimited', text: t('unlimited') }) : quota(tok.remain_quota)),
     cell(t('col_used'), quota(tok.used_quota)),
+    cell(t('col_windows'), windows(tok)),
     cell(t('col_expiry'), expires),
     cell(t('col_created'), timeCell(tok.created_time, '-')),
     cell(t('col_accessed'), timeCell(tok.accessed_time, t('never_used'))),
@@ -560,6 +593,11 @@ function openForm(tok) {
     $('#f-ips').value = ipEntries(tok.allow_ips || '').join('\n');
     $('#f-group').value = tok.group || '';
     $('#f-rpm').value = String(tok.rpm_limit || 0);
+    for (const input of budgetInputs()) {
+      const limit = (tok.budgets || {})[input.dataset.period];
+      input.value = limit ? String(limit) : '';
+    }
+    $('#f-budget-tz').value = tok.budget_timezone || '';
   }
   $('#f-quota').disabled = $('#f-unlimited').checked;
   renderModels();
@@ -592,6 +630,37 @@ function expiry() {
 // The API validates every number; the form passes what was typed.
 const int = (v) => (v.trim() === '' ? 0 : Number(v));
 
+const budgetInputs = () => form.querySelectorAll('input[data-period]');
+
+// budgetChanges returns the budget fields the form changes against tok (the
+// token edited, or null on a create): only the periods whose limit changed
+// (0 removes a window; a new limit keeps what the window has used), and
+// budget_timezone only when it changed, since a new zone starts every
+// window afresh.
+function budgetChanges(tok) {
+  const out = {};
+  const before = (tok && tok.budgets) || {};
+  const budgets = {};
+  for (const input of budgetInputs()) {
+    const p = input.dataset.period;
+    const v = int(input.value); // NaN (not a number) reaches the API as null: invalid_budgets
+    if (v !== (before[p] || 0)) budgets[p] = v;
+  }
+  if (Object.keys(budgets).length) out.budgets = budgets;
+  const tz = $('#f-budget-tz').value.trim();
+  if (tz !== ((tok && tok.budget_timezone) || '')) out.budget_timezone = tz;
+  return out;
+}
+
+// Zones offered for the windows: the browser's own first, then common ones.
+{
+  const zones = ['UTC', 'Asia/Shanghai', 'Asia/Tokyo', 'Asia/Singapore', 'Asia/Kolkata', 'Europe/London',
+    'Europe/Berlin', 'America/New_York', 'America/Los_Angeles', 'Australia/Sydney'];
+  const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (own && !zones.includes(own)) zones.unshift(own);
+  $('#tz-options').replaceChildren(...zones.map((z) => el('option', { value: z })));
+}
+
 form.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   if (!checkIPs()) return;
@@ -618,6 +687,7 @@ form.addEventListener('submit', async (ev) => {
     return;
   }
   if (body.expired_time === undefined) delete body.expired_time;
+  Object.assign(body, budgetChanges(state.editing));
   const submit = $('#token-submit');
   submit.disabled = true;
   try {

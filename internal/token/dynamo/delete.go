@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -188,6 +189,7 @@ func (s *Tokens) readKeyHashes(ctx context.Context, userID string, ids []int64) 
 		}
 		v, err := decodeVictim(av)
 		if err != nil {
+			// The one token asked for: its own error, not a skip.
 			return nil, err
 		}
 		return []victim{v}, nil
@@ -205,6 +207,10 @@ func (s *Tokens) readKeyHashes(ctx context.Context, userID string, ids []int64) 
 	byID := make(map[int64]victim, len(ids))
 	for _, av := range items {
 		v, err := decodeVictim(av)
+		if isUnreadable(err) {
+			skipUnreadable(ctx, "delete tokens", userID, err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -219,13 +225,24 @@ func (s *Tokens) readKeyHashes(ctx context.Context, userID string, ids []int64) 
 	return victims, nil
 }
 
+// victimItem is what a delete reads of a token item: only the attributes
+// it needs, so a token whose other attributes cannot be decoded can still
+// be deleted by its owner.
+type victimItem struct {
+	ID          int64  `dynamodbav:"id"`
+	KeyHash     string `dynamodbav:"key_hash"`
+	PrevKeyHash string `dynamodbav:"prev_key_hash"`
+}
+
+// decodeVictim decodes what a delete needs of a token item; an item
+// without them is unreadable (token_unreadable).
 func decodeVictim(av map[string]types.AttributeValue) (victim, error) {
-	var it tokenItem
+	var it victimItem
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return victim{}, fmt.Errorf("decode token: %w", err)
+		return victim{}, unreadable(av, err)
 	}
-	if it.KeyHash == "" {
-		return victim{}, fmt.Errorf("token %d has no key hash", it.ID)
+	if it.KeyHash == "" || it.ID <= 0 {
+		return victim{}, unreadable(av, errors.New("no id or key hash"))
 	}
 	return victim{id: it.ID, keyHash: it.KeyHash, prevKeyHash: it.PrevKeyHash}, nil
 }

@@ -67,7 +67,8 @@ func (s *Keys) RevealKey(ctx context.Context, userID string, id int64, limit int
 // RevealKeys counts the batch as one reveal (one UpdateItem), then reads
 // the tokens with one strongly consistent BatchGetItem (again only for
 // keys DynamoDB leaves unprocessed) and opens their keys, in the order of
-// ids; ids the user does not own are left out.
+// ids; ids the user does not own are left out, and so is a token that
+// cannot be decoded (logged).
 func (s *Keys) RevealKeys(ctx context.Context, userID string, ids []int64, limit int, now time.Time) ([]token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return nil, fmt.Errorf("reveal keys: %w", err)
@@ -89,6 +90,10 @@ func (s *Keys) RevealKeys(ctx context.Context, userID string, ids []int64, limit
 	byID := make(map[int64]token.Token, len(items))
 	for _, av := range items {
 		t, err := s.openToken(ctx, av)
+		if isUnreadable(err) {
+			skipUnreadable(ctx, "reveal keys", userID, err)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reveal keys: %w", err)
 		}
@@ -106,9 +111,9 @@ func (s *Keys) RevealKeys(ctx context.Context, userID string, ids []int64, limit
 // openToken decodes a token item and opens its sealed key, checking that
 // the key is the one the item's hash names.
 func (s *Keys) openToken(ctx context.Context, av map[string]types.AttributeValue) (token.Token, error) {
-	var it tokenItem
-	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return token.Token{}, fmt.Errorf("decode token: %w", err)
+	it, err := decodeTokenItem(av)
+	if err != nil {
+		return token.Token{}, err
 	}
 	key, err := s.sealer.Open(ctx, it.KeySealed, sealAAD(it.PK, it.SK))
 	if err != nil {
@@ -252,9 +257,9 @@ func (s *Keys) Rotate(ctx context.Context, userID string, id int64, key string, 
 		if av == nil {
 			return token.Token{}, fmt.Errorf("rotate key: %w", token.ErrNotFound)
 		}
-		var it tokenItem
-		if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-			return token.Token{}, fmt.Errorf("rotate key: decode token: %w", err)
+		it, err := decodeTokenItem(av)
+		if err != nil {
+			return token.Token{}, fmt.Errorf("rotate key: %w", err)
 		}
 		switch {
 		case attempt == 1:

@@ -6,16 +6,19 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/token"
 )
 
 // Ledger is what verify reads and writes (token.Ledger): a key's token, its
-// state, and the one conditional write of a charge, a settle or a refund.
-// It decides nothing: the verifier does, on what it read.
+// state and its request records, and the one conditional write of a
+// charge, a settle or a give-back (with a request record: one transaction
+// of both). It decides nothing: the verifier does, on what it read.
 type Ledger struct {
 	core *Core
 }
@@ -34,23 +37,34 @@ func (s *Ledger) LookupKey(ctx context.Context, keyHash string, now time.Time) (
 	return s.core.lookUpKey(ctx, keyHash, now)
 }
 
-// ReadForVerify reads the token and its user's meta item in one strongly
+// ReadForVerify reads the token, its user's meta item and, when requestID
+// is not empty, the token's record of that request id, in one strongly
 // consistent BatchGetItem (again for keys DynamoDB leaves unprocessed).
-// ErrNotFound when the token does not exist; a missing meta item reads as a
-// user that is not disabled.
-func (s *Ledger) ReadForVerify(ctx context.Context, userID string, tokenID int64) (token.VerifyState, error) {
+// ErrNotFound when the token does not exist; a missing meta item reads as
+// a user that is not disabled. The record is returned expired or not.
+func (s *Ledger) ReadForVerify(ctx context.Context, userID string, tokenID int64, requestID string) (token.VerifyState, error) {
 	if err := checkUser(userID); err != nil {
 		return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
 	}
-	items, err := s.core.batchGet(ctx, []map[string]types.AttributeValue{tokenKey(userID, tokenID), metaKey(userID)}, nil)
+	keys := []map[string]types.AttributeValue{tokenKey(userID, tokenID), metaKey(userID)}
+	if requestID != "" {
+		if err := token.CheckRequestID(requestID); err != nil {
+			return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
+		}
+		keys = append(keys, requestKey(userID, tokenID, requestID))
+	}
+	items, err := s.core.batchGet(ctx, keys, nil)
 	if err != nil {
 		return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
 	}
-	var tokenAV, metaAV map[string]types.AttributeValue
+	var tokenAV, metaAV, requestAV map[string]types.AttributeValue
 	for _, av := range items {
-		if isMeta(av) {
+		switch {
+		case isMeta(av):
 			metaAV = av
-		} else {
+		case isRequest(av):
+			requestAV = av
+		default:
 			tokenAV = av
 		}
 	}
@@ -68,6 +82,11 @@ func (s *Ledger) ReadForVerify(ctx context.Context, userID string, tokenID int64
 		}
 		st.UserDisabled = m.Disabled
 	}
+	if requestAV != nil {
+		if st.Request, err = decodeRequest(requestAV); err != nil {
+			return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
+		}
+	}
 	return st, nil
 }
 
@@ -79,108 +98,176 @@ func decodeState(av map[string]types.AttributeValue) (token.VerifyState, error) 
 	return token.VerifyState{Token: toDomainToken(it), RPMWindow: it.RPMWindow, RPMCount: it.RPMCount}, nil
 }
 
-// Charge writes c to the token read as read with one conditional UpdateItem
-// that re-checks, on the stored item, everything the write depends on: the
-// key (c.KeyHash still accepted at now), status 1, not expired at now, the
-// quota for c.Consume (and the unlimited flag read), and the rpm window as
-// read (with room left). It also sets accessed_time. It returns the token
-// after the write, or, when the condition fails, written false and the
-// token as it is now; ErrNotFound when it is gone.
-func (s *Ledger) Charge(ctx context.Context, read token.VerifyState, c token.Charge, now time.Time) (token.VerifyState, bool, error) {
-	t := read.Token
-	hash := c.KeyHash
-	if hash == "" {
-		hash = t.KeyHash
-	}
-	cond := acceptsKey(t, hash, now).
-		And(expression.Name(attrStatus).Equal(expression.Value(int(token.StatusEnabled)))).
-		And(expression.Name(attrExpired).Equal(expression.Value(token.NeverExpires)).
-			Or(expression.Name(attrExpired).GreaterThan(expression.Value(now.Unix()))))
-	update := expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix()))
-	if c.Consume > 0 {
-		cond = cond.And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota)))
-		update = update.Add(expression.Name(attrUsed), expression.Value(c.Consume))
-		if !t.UnlimitedQuota {
-			cond = cond.And(expression.Name(attrRemain).GreaterThanEqual(expression.Value(c.Consume)))
-			update = update.Add(expression.Name(attrRemain), expression.Value(-c.Consume))
-		}
-	}
-	if c.CountRate && t.RPMLimit > 0 {
-		cond, update = rpmWindow.count(cond, update, read.RPMWindow, t.RPMLimit, now)
-	}
-	st, written, err := s.write(ctx, read, cond, update)
+// Write makes w on the token read as read, with the condition and update
+// tokenWrite composes from w's parts: one conditional UpdateItem, or, with
+// a request record, one TransactWriteItems of the token's update and the
+// record's (requestWrite), retried while DynamoDB reports a
+// TransactionConflict. It returns the state after the write (an
+// UpdateItem's new item; a transaction's w.Applied, as a transaction
+// returns no item), or, when a condition fails, written false and the
+// state as it is now; ErrNotFound when the token is gone.
+func (s *Ledger) Write(ctx context.Context, read token.VerifyState, w token.Write, now time.Time) (token.VerifyState, bool, error) {
+	cond, update, err := tokenWrite(read, w, now)
 	if err != nil {
-		return token.VerifyState{}, false, fmt.Errorf("charge token: %w", err)
+		return token.VerifyState{}, false, fmt.Errorf("verify write: %w", err)
 	}
-	return st, written, nil
-}
-
-// Settle charges st.Charged (> 0) through st.KeyHash, the key's the only
-// check: all of it to used_quota on an unlimited token (on the condition
-// that it still is one). On a limited one, when it all fit (no shortfall)
-// the write adds, on the condition that remain_quota still holds it, so
-// concurrent settles of one token do not conflict; a settle that did not
-// fit sets remain_quota to what is left of the value read, on the
-// condition that it is still that value, so remain_quota never goes below
-// 0. Written false with the current token when the condition fails;
-// ErrNotFound.
-func (s *Ledger) Settle(ctx context.Context, read token.VerifyState, st token.Settlement, now time.Time) (token.VerifyState, bool, error) {
-	if st.Charged <= 0 {
-		return token.VerifyState{}, false, errors.New("settle token: nothing to charge")
-	}
-	t := read.Token
-	cond := acceptsKey(t, st.KeyHash, now).And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota)))
-	update := expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix())).
-		Add(expression.Name(attrUsed), expression.Value(st.Charged))
-	switch {
-	case t.UnlimitedQuota:
-	case st.Shortfall == 0:
-		cond = cond.And(expression.Name(attrRemain).GreaterThanEqual(expression.Value(st.Charged)))
-		update = update.Add(expression.Name(attrRemain), expression.Value(-st.Charged))
-	default:
-		cond = cond.And(expression.Name(attrRemain).Equal(expression.Value(t.RemainQuota)))
-		update = update.Set(expression.Name(attrRemain), expression.Value(t.RemainQuota-st.Charged))
-	}
-	next, written, err := s.write(ctx, read, cond, update)
+	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(update).Build()
 	if err != nil {
-		return token.VerifyState{}, false, fmt.Errorf("settle token: %w", err)
+		return token.VerifyState{}, false, fmt.Errorf("verify write: %w", err)
+	}
+	var (
+		next    token.VerifyState
+		written bool
+	)
+	if w.Record == nil {
+		next, written, err = s.update(ctx, read, expr)
+	} else {
+		next, written, err = s.transact(ctx, read, w, expr, now)
+	}
+	if err != nil {
+		return token.VerifyState{}, false, fmt.Errorf("verify write: %w", err)
 	}
 	return next, written, nil
 }
 
-// Refund gives back amount (> 0) of an earlier charge through the key with
-// keyHash, the key's the only check: used_quota goes down by amount, on
-// the condition that it holds it, remain_quota up by it (capped at
-// MaxQuota; unchanged on an unlimited token, on the condition that it
-// still is one). Written false with the current token when the condition
-// fails; ErrNotFound.
-func (s *Ledger) Refund(ctx context.Context, read token.VerifyState, keyHash string, amount int64, now time.Time) (token.VerifyState, bool, error) {
-	if amount <= 0 {
-		return token.VerifyState{}, false, errors.New("refund token: nothing to refund")
-	}
+// tokenWrite composes the condition and the update of w on the token item
+// read as read, part by part: the key (still accepted at now), a checked
+// charge (enabled, not expired, fits), a settle, a give-back, the rpm_limit
+// count, the spend windows, and accessed_time. Every part that changes the quotas also
+// conditions on the unlimited flag read, which the decision depended on.
+func tokenWrite(read token.VerifyState, w token.Write, now time.Time) (expression.ConditionBuilder, expression.UpdateBuilder, error) {
 	t := read.Token
-	cond := acceptsKey(t, keyHash, now).
-		And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota))).
-		And(expression.Name(attrUsed).GreaterThanEqual(expression.Value(amount)))
-	update := expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix())).
-		Add(expression.Name(attrUsed), expression.Value(-amount))
-	if !t.UnlimitedQuota {
+	changes := 0
+	for _, n := range []int64{w.Consume, w.Settle, w.GiveBack} {
+		if n > 0 {
+			changes++
+		}
+	}
+	switch {
+	case w.Consume < 0 || w.Settle < 0 || w.Shortfall < 0 || w.GiveBack < 0 || w.GiveBackRemain < 0:
+		return expression.ConditionBuilder{}, expression.UpdateBuilder{}, errors.New("negative amount")
+	case changes > 1 || w.GiveBackRemain > w.GiveBack:
+		return expression.ConditionBuilder{}, expression.UpdateBuilder{}, errors.New("more than one change of the quotas")
+	}
+	hash := w.KeyHash
+	if hash == "" {
+		hash = t.KeyHash
+	}
+	cond := acceptsKey(t, hash, now)
+	update := expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix()))
+	if w.Consume > 0 || w.CountRate {
+		cond = cond.And(expression.Name(attrStatus).Equal(expression.Value(int(token.StatusEnabled)))).
+			And(expression.Name(attrExpired).Equal(expression.Value(token.NeverExpires)).
+				Or(expression.Name(attrExpired).GreaterThan(expression.Value(now.Unix()))))
+	}
+	if changes > 0 {
+		cond = cond.And(expression.Name(attrUnlimited).Equal(expression.Value(t.UnlimitedQuota)))
+	}
+	switch {
+	case w.Consume > 0:
+		cond, update = charge(cond, update, t, w.Consume)
+	case w.Settle > 0 && w.Shortfall == 0:
+		// All of it fit: added on the condition that it still fits, so
+		// concurrent settles of one token do not conflict.
+		cond, update = charge(cond, update, t, w.Settle)
+	case w.Settle > 0:
+		// Part of it did not fit: what is left of the values read, on the
+		// condition that they are still those, so neither passes its bound.
+		cond = cond.And(expression.Name(attrUsed).Equal(expression.Value(t.UsedQuota)))
+		update = update.Set(expression.Name(attrUsed), expression.Value(t.UsedQuota+w.Settle))
+		if !t.UnlimitedQuota {
+			cond = cond.And(expression.Name(attrRemain).Equal(expression.Value(t.RemainQuota)))
+			update = update.Set(expression.Name(attrRemain), expression.Value(t.RemainQuota-w.Settle))
+		}
+	case w.GiveBack > 0:
+		cond = cond.And(expression.Name(attrUsed).GreaterThanEqual(expression.Value(w.GiveBack)))
+		update = update.Add(expression.Name(attrUsed), expression.Value(-w.GiveBack))
+	}
+	if w.GiveBackRemain > 0 {
 		// Add when it stays under the cap, else set the cap: each on the
 		// condition that it still applies.
-		room := int64(token.MaxQuota) - amount
+		room := int64(token.MaxQuota) - w.GiveBackRemain
 		if t.RemainQuota <= room {
 			cond = cond.And(expression.Name(attrRemain).LessThanEqual(expression.Value(room)))
-			update = update.Add(expression.Name(attrRemain), expression.Value(amount))
+			update = update.Add(expression.Name(attrRemain), expression.Value(w.GiveBackRemain))
 		} else {
 			cond = cond.And(expression.Name(attrRemain).GreaterThan(expression.Value(room)))
 			update = update.Set(expression.Name(attrRemain), expression.Value(int64(token.MaxQuota)))
 		}
 	}
-	next, written, err := s.write(ctx, read, cond, update)
-	if err != nil {
-		return token.VerifyState{}, false, fmt.Errorf("refund token: %w", err)
+	if w.CountRate && t.RPMLimit > 0 {
+		cond, update = rpmWindow.count(cond, update, read.RPMWindow, t.RPMLimit, now)
 	}
-	return next, written, nil
+	if len(w.Windows) > 0 {
+		var err error
+		if cond, update, err = spendWindows(cond, update, t, w); err != nil {
+			return expression.ConditionBuilder{}, expression.UpdateBuilder{}, err
+		}
+	}
+	return cond, update, nil
+}
+
+// spendWindows adds to cond and update w's parts of the spend windows
+// (token.WindowPart), on the condition that the zone is still the one read,
+// in which the parts' window starts were computed. A charge is counted in
+// the window read (stored start unchanged; with Checked, used + charge
+// within the limit), or opens the current one when the stored window is
+// older or absent; a give-back leaves a window whose start is unchanged
+// and whose used holds it.
+func spendWindows(cond expression.ConditionBuilder, update expression.UpdateBuilder, t token.Token, w token.Write) (expression.ConditionBuilder, expression.UpdateBuilder, error) {
+	charge := w.Consume + w.Settle
+	seen := map[token.Period]bool{}
+	cond = cond.And(zoneIs(t.BudgetTimezone))
+	for _, part := range w.Windows {
+		if !token.ValidPeriod(part.Period) || seen[part.Period] {
+			return cond, update, fmt.Errorf("spend window %q twice or unknown", part.Period)
+		}
+		seen[part.Period] = true
+		a := budgetAttrsOf(part.Period)
+		start, used := expression.Name(a.start), expression.Name(a.used)
+		switch {
+		case part.Add > 0 && part.Add != charge,
+			part.Add < 0 && (part.Open || -part.Add > w.GiveBack),
+			part.Add == 0,
+			part.Checked && part.Add > part.Limit:
+			return cond, update, fmt.Errorf("spend window %s: %+d does not match the write", part.Period, part.Add)
+		case part.Add < 0:
+			cond = cond.And(start.Equal(expression.Value(part.Start))).
+				And(used.GreaterThanEqual(expression.Value(-part.Add)))
+			update = update.Add(used, expression.Value(part.Add))
+			continue
+		}
+		cond = cond.And(expression.Name(a.limit).Equal(expression.Value(part.Limit)))
+		if part.Open {
+			cond = cond.And(expression.AttributeNotExists(start).Or(start.LessThan(expression.Value(part.Start))))
+			update = update.Set(start, expression.Value(part.Start)).Set(used, expression.Value(part.Add))
+			continue
+		}
+		cond = cond.And(start.Equal(expression.Value(part.Start)))
+		if part.Checked {
+			// An item written whole stores a used of 0 as absent.
+			fits := used.LessThanEqual(expression.Value(part.Limit - part.Add))
+			if t.Windows[part.Period].Used == 0 {
+				fits = expression.AttributeNotExists(used).Or(fits)
+			}
+			cond = cond.And(fits)
+		}
+		update = update.Add(used, expression.Value(part.Add))
+	}
+	return cond, update, nil
+}
+
+// charge adds to cond and update a charge of amount (> 0) that must fit:
+// used_quota stays within MaxUsedQuota, and on a limited token
+// remain_quota holds it.
+func charge(cond expression.ConditionBuilder, update expression.UpdateBuilder, t token.Token, amount int64) (expression.ConditionBuilder, expression.UpdateBuilder) {
+	cond = cond.And(expression.Name(attrUsed).LessThanEqual(expression.Value(int64(token.MaxUsedQuota) - amount)))
+	update = update.Add(expression.Name(attrUsed), expression.Value(amount))
+	if !t.UnlimitedQuota {
+		cond = cond.And(expression.Name(attrRemain).GreaterThanEqual(expression.Value(amount)))
+		update = update.Add(expression.Name(attrRemain), expression.Value(-amount))
+	}
+	return cond, update
 }
 
 // Touch records a verify in accessed_time, at most once per clock minute:
@@ -224,14 +311,11 @@ func acceptsKey(t token.Token, keyHash string, now time.Time) expression.Conditi
 		And(expression.Name(attrPrevKeyExpires).GreaterThan(expression.Value(now.Unix())))
 }
 
-// write runs one conditional UpdateItem on read's token and returns the
-// token after it; on a failed condition written false and the token as it
-// is now, or ErrNotFound when it is gone. The user flag is read's.
-func (s *Ledger) write(ctx context.Context, read token.VerifyState, cond expression.ConditionBuilder, update expression.UpdateBuilder) (next token.VerifyState, written bool, err error) {
-	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(update).Build()
-	if err != nil {
-		return token.VerifyState{}, false, err
-	}
+// update runs expr as one conditional UpdateItem of read's token and
+// returns the token after it; on a failed condition written false and the
+// token as it is now, or ErrNotFound when it is gone. The user flag and
+// the request record are read's.
+func (s *Ledger) update(ctx context.Context, read token.VerifyState, expr expression.Expression) (next token.VerifyState, written bool, err error) {
 	in := s.core.updateInput(tokenKey(read.Token.UserID, read.Token.ID), expr)
 	in.ReturnValues = types.ReturnValueAllNew
 	out, err := s.core.db.UpdateItem(ctx, in)
@@ -251,6 +335,84 @@ func (s *Ledger) write(ctx context.Context, read token.VerifyState, cond express
 	if err != nil {
 		return token.VerifyState{}, false, err
 	}
-	next.UserDisabled = read.UserDisabled
+	next.UserDisabled, next.Request = read.UserDisabled, read.Request
 	return next, written, nil
+}
+
+// transact writes the token (tokenExpr) and w.Record in one
+// TransactWriteItems, retrying it while DynamoDB cancels it for a
+// TransactionConflict (a concurrent transaction or write on one of its
+// items). On success the state is w.Applied to read; when a condition
+// failed, written false and read with the items that failed their
+// condition as DynamoDB returned them (ReturnValuesOnConditionCheckFailure),
+// a record that is gone read as none; ErrNotFound when the token is gone.
+func (s *Ledger) transact(ctx context.Context, read token.VerifyState, w token.Write, tokenExpr expression.Expression, now time.Time) (token.VerifyState, bool, error) {
+	t := read.Token
+	recordExpr, err := requestWrite(read.Request, w.Record, now)
+	if err != nil {
+		return token.VerifyState{}, false, err
+	}
+	in := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: s.core.txUpdate(tokenKey(t.UserID, t.ID), tokenExpr)},
+		{Update: s.core.txUpdate(requestKey(t.UserID, t.ID, w.Record.ID), recordExpr)},
+	}}
+	for attempt := 1; ; attempt++ {
+		_, err := s.core.db.TransactWriteItems(ctx, in)
+		if err == nil {
+			return w.Applied(read, now), true, nil
+		}
+		reasons, ok := cancellation(err)
+		if !ok {
+			return token.VerifyState{}, false, err
+		}
+		const tokenAt, recordAt = 0, 1
+		tokenFailed := reasonCode(reasons, tokenAt) == reasonConditionFailed
+		recordFailed := reasonCode(reasons, recordAt) == reasonConditionFailed
+		if tokenFailed || recordFailed {
+			next := read
+			if tokenFailed {
+				item := reasons[tokenAt].Item
+				if len(item) == 0 {
+					return token.VerifyState{}, false, token.ErrNotFound
+				}
+				if next, err = decodeState(item); err != nil {
+					return token.VerifyState{}, false, err
+				}
+				next.UserDisabled, next.Request = read.UserDisabled, read.Request
+			}
+			if recordFailed {
+				next.Request = nil
+				if item := reasons[recordAt].Item; len(item) > 0 {
+					if next.Request, err = decodeRequest(item); err != nil {
+						return token.VerifyState{}, false, err
+					}
+				}
+			}
+			return next, false, nil
+		}
+		if !hasReason(reasons, reasonConflict) {
+			return token.VerifyState{}, false, fmt.Errorf("transaction cancelled: %s", describeReasons(reasons))
+		}
+		if attempt >= s.core.retry.attempts {
+			return token.VerifyState{}, false, errRetriesExhausted
+		}
+		if err := s.core.retry.wait(ctx, attempt); err != nil {
+			return token.VerifyState{}, false, err
+		}
+	}
+}
+
+// txUpdate is the transaction action of updateInput: the update of the
+// item at key with expr, returning the item as it was when its condition
+// fails.
+func (c *Core) txUpdate(key map[string]types.AttributeValue, expr expression.Expression) *types.Update {
+	return &types.Update{
+		TableName:                           aws.String(c.table),
+		Key:                                 key,
+		UpdateExpression:                    expr.Update(),
+		ConditionExpression:                 expr.Condition(),
+		ExpressionAttributeNames:            expr.Names(),
+		ExpressionAttributeValues:           expr.Values(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
 }

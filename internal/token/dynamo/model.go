@@ -84,6 +84,9 @@ type tokenItem struct {
 	// Set by a rotation with a grace window, removed by one without.
 	PrevKeyHash    string `dynamodbav:"prev_key_hash,omitempty"`
 	PrevKeyExpires int64  `dynamodbav:"prev_key_expires,omitempty"`
+	// The spend windows: btz, bl_<period>, bs_<period>, bu_<period>
+	// (budgets.go); all absent on a token without budgets.
+	budgetItem
 }
 
 // toDBToken converts t (with its id set) to its item; the caller seals the key.
@@ -108,12 +111,13 @@ func toDBToken(t token.Token) tokenItem {
 		RPMLimit:           t.RPMLimit,
 		CreatedTime:        t.CreatedTime,
 		AccessedTime:       t.AccessedTime,
+		budgetItem:         toDBBudgets(t),
 	}
 }
 
 // toDomainToken converts an item to a token with its key masked (Key empty).
 func toDomainToken(it tokenItem) token.Token {
-	return token.Token{
+	t := token.Token{
 		ID:                 it.ID,
 		UserID:             it.UserID,
 		Name:               it.Name,
@@ -134,6 +138,8 @@ func toDomainToken(it tokenItem) token.Token {
 		PrevKeyHash:        it.PrevKeyHash,
 		PrevKeyExpires:     it.PrevKeyExpires,
 	}
+	it.budgetItem.setOn(&t)
+	return t
 }
 
 // dbList stores an empty list as an empty L, never as NULL.
@@ -159,6 +165,9 @@ type metaItem struct {
 	TokenCount int    `dynamodbav:"token_count"`
 	NextID     int64  `dynamodbav:"next_id"` // the last id issued; ids are never reused
 	Disabled   bool   `dynamodbav:"disabled,omitempty"`
+	// ImportSource names the new-api or one-api deployment an imported
+	// user came from (cmd/admin import); empty for a user created here.
+	ImportSource string `dynamodbav:"import_source,omitempty"`
 	// The reveal limit's window (minute start) and the reveals counted in
 	// it. Only reveals write them.
 	RevealWindow int64 `dynamodbav:"reveal_window,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/token"
 )
@@ -55,6 +56,8 @@ func (s *Tokens) userItemsQuery(userID string) (*dynamodb.QueryInput, error) {
 // so a descending Query returns it first, then the newest tokens. A later
 // page reads and skips (page-1)*size tokens first, so its cost grows with
 // the offset (DynamoDB has no OFFSET); UIs mostly read the first pages.
+// A token that cannot be decoded is logged and left out: its page holds
+// one item fewer, and the other pages stay as they are.
 func (s *Tokens) List(ctx context.Context, userID string, page, size int) (token.Page, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Page{}, fmt.Errorf("list tokens: %w", err)
@@ -97,16 +100,20 @@ func (s *Tokens) List(ctx context.Context, userID string, page, size int) (token
 			}
 			metaRead = true // no meta item sorts after a token
 			seen++
-			if seen <= skip || len(res.Items) >= size {
+			if seen <= skip || seen > skip+size {
 				continue
 			}
 			t, err := decodeToken(av)
+			if isUnreadable(err) {
+				skipUnreadable(ctx, "list tokens", userID, err)
+				continue
+			}
 			if err != nil {
 				return token.Page{}, fmt.Errorf("list tokens: %w", err)
 			}
 			res.Items = append(res.Items, t)
 		}
-		if len(res.Items) >= size || len(out.LastEvaluatedKey) == 0 {
+		if seen >= skip+size || len(out.LastEvaluatedKey) == 0 {
 			return res, nil
 		}
 		// Nothing to skip into: the page is past the end.
@@ -120,7 +127,8 @@ func (s *Tokens) List(ctx context.Context, userID string, page, size int) (token
 // Search returns up to limit of the user's tokens, newest first, matching q.
 // A whole key is one strongly consistent read of its lookup item and one of
 // the token; anything else reads the user's tokens and filters them here
-// (a name keyword is case-insensitive, which no DynamoDB filter is).
+// (a name keyword is case-insensitive, which no DynamoDB filter is). A
+// token that cannot be decoded is logged and left out.
 func (s *Tokens) Search(ctx context.Context, userID string, q token.SearchQuery, limit int) ([]token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return nil, fmt.Errorf("search tokens: %w", err)
@@ -132,7 +140,7 @@ func (s *Tokens) Search(ctx context.Context, userID string, q token.SearchQuery,
 	nameMatches := func(t token.Token) bool {
 		return strings.Contains(strings.ToLower(t.Name), keyword)
 	}
-	if key, err := token.ParseKey(q.Key); err == nil {
+	if key, err := token.KeyParser(q.AcceptLegacyKey)(q.Key); err == nil {
 		t, found, err := s.byKey(ctx, userID, key)
 		if err != nil {
 			return nil, fmt.Errorf("search tokens: %w", err)
@@ -158,6 +166,10 @@ func (s *Tokens) Search(ctx context.Context, userID string, q token.SearchQuery,
 				continue
 			}
 			t, err := decodeToken(av)
+			if isUnreadable(err) {
+				skipUnreadable(ctx, "search tokens", userID, err)
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("search tokens: %w", err)
 			}
@@ -186,6 +198,10 @@ func (s *Tokens) byKey(ctx context.Context, userID, key string) (token.Token, bo
 		return token.Token{}, false, err
 	}
 	t, found, err := s.core.readToken(ctx, userID, l.TokenID)
+	if isUnreadable(err) {
+		skipUnreadable(ctx, "search tokens", userID, err)
+		return token.Token{}, false, nil
+	}
 	if err != nil || !found {
 		return token.Token{}, false, err
 	}
@@ -194,4 +210,44 @@ func (s *Tokens) byKey(ctx context.Context, userID, key string) (token.Token, bo
 		return token.Token{}, false, nil
 	}
 	return t, true, nil
+}
+
+// GetWithUser reads one token and its user's disabled flag together, with
+// one strongly consistent BatchGetItem of the token and the user's meta
+// item (as verify's ReadForVerify does): the usage endpoint refuses a
+// disabled user's keys without a second read. ErrNotFound when the token
+// does not exist; a user without a meta item is not disabled.
+func (s *Tokens) GetWithUser(ctx context.Context, userID string, id int64) (t token.Token, userDisabled bool, err error) {
+	if err := checkUser(userID); err != nil {
+		return token.Token{}, false, fmt.Errorf("get token with user: %w", err)
+	}
+	if err := token.CheckID(id); err != nil {
+		return token.Token{}, false, err
+	}
+	items, err := s.core.batchGet(ctx, []map[string]types.AttributeValue{tokenKey(userID, id), metaKey(userID)}, nil)
+	if err != nil {
+		return token.Token{}, false, fmt.Errorf("get token with user: %w", err)
+	}
+	var tokenAV, metaAV map[string]types.AttributeValue
+	for _, av := range items {
+		if isMeta(av) {
+			metaAV = av
+		} else {
+			tokenAV = av
+		}
+	}
+	if tokenAV == nil {
+		return token.Token{}, false, fmt.Errorf("get token with user: %w", token.ErrNotFound)
+	}
+	if t, err = decodeToken(tokenAV); err != nil {
+		return token.Token{}, false, fmt.Errorf("get token with user: %w", err)
+	}
+	if metaAV != nil {
+		var m metaItem
+		if err := attributevalue.UnmarshalMap(metaAV, &m); err != nil {
+			return token.Token{}, false, fmt.Errorf("get token with user: decode user meta: %w", err)
+		}
+		userDisabled = m.Disabled
+	}
+	return t, userDisabled, nil
 }

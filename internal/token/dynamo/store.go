@@ -5,13 +5,14 @@
 //	user meta   pk USER#<uid>      sk USER     token_count, next_id (last id issued)
 //	key lookup  pk KEY#<sha256>    sk KEY      user_id, token_id
 //	access      pk ACCESS#<sha256> sk ACCESS   user_id, role, status, created_time
+//	request     pk REQ#<uid>#<token id>#<request id>  sk REQ  a relay request's record (request.go)
 //
 // The store is split by the role each part serves, all over one Core (the
 // client, the table, the retry policy and the request builders):
 //
 //	Tokens        token.Store, the HTTP handlers' (and the usage endpoint's key lookup)
 //	Keys          token.KeyStore: reveal and rotate
-//	Ledger        token.Ledger: what verify reads and writes
+//	Ledger        token.Ledger: what verify reads and writes, request records included
 //	AccessTokens  auth.Store, and the user's disabled flag
 //
 // Only Tokens (create seals each new key) and Keys hold a sealer.
@@ -26,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -340,9 +342,44 @@ func (c *Core) lookUpKey(ctx context.Context, keyHash string, now time.Time) (us
 }
 
 func decodeToken(av map[string]types.AttributeValue) (token.Token, error) {
-	var it tokenItem
-	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return token.Token{}, fmt.Errorf("decode token: %w", err)
+	it, err := decodeTokenItem(av)
+	if err != nil {
+		return token.Token{}, err
 	}
 	return toDomainToken(it), nil
+}
+
+// decodeTokenItem decodes a whole token item; one that does not decode, or
+// has no id or key hash, is unreadable.
+func decodeTokenItem(av map[string]types.AttributeValue) (tokenItem, error) {
+	var it tokenItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return tokenItem{}, unreadable(av, err)
+	}
+	if it.ID <= 0 || it.KeyHash == "" {
+		return tokenItem{}, unreadable(av, errors.New("no id or key hash"))
+	}
+	return it, nil
+}
+
+// unreadable is the error of a token item that cannot be decoded (written
+// by an older version, or by hand): code token_unreadable, with the
+// item's sort key and the cause for the log.
+func unreadable(av map[string]types.AttributeValue, cause error) error {
+	sk := "?"
+	if v, ok := av[SortKey].(*types.AttributeValueMemberS); ok {
+		sk = v.Value
+	}
+	return fmt.Errorf("decode token %s: %w: %w", sk, &token.Error{Code: token.ETokenUnreadable}, cause)
+}
+
+// isUnreadable reports whether err is a token item that cannot be decoded.
+func isUnreadable(err error) bool { return token.ErrorCode(err) == token.ETokenUnreadable }
+
+// skipUnreadable logs a token that a read of several tokens (list, search,
+// batch delete, batch reveal) leaves out because it cannot be decoded: an
+// error of that token alone, never of the whole call.
+func skipUnreadable(ctx context.Context, op, userID string, err error) {
+	slog.ErrorContext(ctx, "skipping a token that cannot be decoded",
+		"op", op, "user_id", userID, "code", token.ETokenUnreadable, "error", err.Error())
 }

@@ -16,6 +16,8 @@ import (
 // the token exists and, when p enables it, the enable rules on the stored
 // values p does not replace; when the condition fails, the old item (returned
 // with the failure) says which rule refused. An empty patch reads the token.
+// A patch that names a budget_timezone other than the stored one takes a
+// second UpdateItem (see below).
 func (s *Tokens) Update(ctx context.Context, userID string, id int64, p token.Patch, now time.Time) (token.Token, error) {
 	if err := checkUser(userID); err != nil {
 		return token.Token{}, fmt.Errorf("update token: %w", err)
@@ -51,35 +53,59 @@ func (s *Tokens) Update(ctx context.Context, userID string, id int64, p token.Pa
 		}
 	}
 
-	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(patchUpdate(p)).Build()
-	if err != nil {
-		return token.Token{}, fmt.Errorf("update token: %w", err)
+	// A patch that names a zone is written on the belief that the stored
+	// zone is that one (a client sending the token back unchanged), held
+	// by the condition; when another is stored, the failed write returns
+	// it and the next write, conditioned on it, changes the zone and
+	// clears every window's state in the same UpdateItem.
+	storedZone := ""
+	if p.BudgetTimezone != nil {
+		storedZone = *p.BudgetTimezone
 	}
-	in := s.core.updateInput(tokenKey(userID, id), expr)
-	in.ReturnValues = types.ReturnValueAllNew
-	out, err := s.core.db.UpdateItem(ctx, in)
-	if ccf, ok := isConditionFailed(err); ok {
-		if len(ccf.Item) == 0 {
-			return token.Token{}, fmt.Errorf("update token: %w", token.ErrNotFound)
+	for attempt := 1; ; attempt++ {
+		c := cond
+		if p.BudgetTimezone != nil {
+			c = c.And(zoneIs(storedZone))
 		}
-		old, err := decodeToken(ccf.Item)
+		expr, err := expression.NewBuilder().WithCondition(c).WithUpdate(budgetUpdate(patchUpdate(p), p, storedZone)).Build()
 		if err != nil {
 			return token.Token{}, fmt.Errorf("update token: %w", err)
 		}
-		if err := p.Apply(old).CheckEnable(now); err != nil {
+		in := s.core.updateInput(tokenKey(userID, id), expr)
+		in.ReturnValues = types.ReturnValueAllNew
+		out, err := s.core.db.UpdateItem(ctx, in)
+		if ccf, ok := isConditionFailed(err); ok {
+			if len(ccf.Item) == 0 {
+				return token.Token{}, fmt.Errorf("update token: %w", token.ErrNotFound)
+			}
+			old, err := decodeToken(ccf.Item)
+			if err != nil {
+				return token.Token{}, fmt.Errorf("update token: %w", err)
+			}
+			if p.BudgetTimezone != nil && old.BudgetTimezone != storedZone && attempt < maxZoneAttempts {
+				storedZone = old.BudgetTimezone
+				continue
+			}
+			if err := p.Apply(old).CheckEnable(now); err != nil {
+				return token.Token{}, fmt.Errorf("update token: %w", err)
+			}
+			return token.Token{}, errors.New("update token: condition failed on a token that may be enabled")
+		}
+		if err != nil {
 			return token.Token{}, fmt.Errorf("update token: %w", err)
 		}
-		return token.Token{}, errors.New("update token: condition failed on a token that may be enabled")
+		t, err := decodeToken(out.Attributes)
+		if err != nil {
+			return token.Token{}, fmt.Errorf("update token: %w", err)
+		}
+		return t, nil
 	}
-	if err != nil {
-		return token.Token{}, fmt.Errorf("update token: %w", err)
-	}
-	t, err := decodeToken(out.Attributes)
-	if err != nil {
-		return token.Token{}, fmt.Errorf("update token: %w", err)
-	}
-	return t, nil
 }
+
+// maxZoneAttempts bounds the writes of an update that names a zone: the
+// first finds the stored zone when it guessed wrong; more are needed only
+// while concurrent updates keep changing the zone.
+const maxZoneAttempts = 4
 
 // enableConditions returns what enabling with p requires of the stored
 // values at now. decided means p alone settles it: refusal is then the

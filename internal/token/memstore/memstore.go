@@ -1,7 +1,7 @@
 // Package memstore is an in-memory implementation of the token store
-// interfaces: token.Store, token.KeyStore, the key lookup of the usage
-// endpoint and verify (LookupKey), and auth.Store, with the user flag of
-// cmd/admin (SetUserDisabled). It has the DynamoDB store's semantics, held
+// interfaces: token.Store, token.KeyStore, the key lookup and token read
+// of the usage endpoint and verify (LookupKey, GetWithUser), and
+// auth.Store, with the user flag of cmd/admin (SetUserDisabled). It has the DynamoDB store's semantics, held
 // to them by the contract suite in internal/token/storetest, which runs
 // against both: per-user scoping, ids never reused, the per-user limit,
 // keys kept only as hash, mask and sealed copy, the reveal limit, rotation
@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -201,7 +202,17 @@ var errKeyMismatch = errors.New("the sealed key does not match its hash")
 func clone(t token.Token) token.Token {
 	t.ModelLimits = cloneList(t.ModelLimits)
 	t.AllowIPs = cloneList(t.AllowIPs)
+	// Maps empty or nil read as nil, as the DynamoDB store reads them.
+	t.Budgets = cloneMap(t.Budgets)
+	t.Windows = cloneMap(t.Windows)
 	return t
+}
+
+func cloneMap[M ~map[K]V, K comparable, V any](m M) M {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
 }
 
 func cloneList(s []string) []string {

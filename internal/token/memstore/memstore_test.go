@@ -26,7 +26,13 @@ func MustNew(t *testing.T, limit int) *memstore.Store {
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, limit int) storetest.Stores {
 		s := MustNew(t, limit)
-		return storetest.Stores{Tokens: s, Keys: s, Lookup: s, Access: s, Users: s}
+		return storetest.Stores{Tokens: s, Keys: s, Lookup: s, Access: s, Users: s,
+			Windows: func(t *testing.T, userID string, id int64, w map[token.Period]token.BudgetWindow) {
+				t.Helper()
+				if err := s.Edit(userID, id, func(tok *token.Token) { tok.Windows = w }); err != nil {
+					t.Fatal(err)
+				}
+			}}
 	})
 }
 

@@ -100,6 +100,27 @@ func (s *Store) Get(ctx context.Context, userID string, id int64) (token.Token, 
 	return clone(it.tok), nil
 }
 
+// GetWithUser returns one token and its user's disabled flag, read
+// together as the DynamoDB store reads them. ErrNotFound.
+func (s *Store) GetWithUser(ctx context.Context, userID string, id int64) (token.Token, bool, error) {
+	if err := checkUser(userID); err != nil {
+		return token.Token{}, false, fmt.Errorf("get token with user: %w", err)
+	}
+	if err := token.CheckID(id); err != nil {
+		return token.Token{}, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return token.Token{}, false, fmt.Errorf("get token with user: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.token(userID, id)
+	if !ok {
+		return token.Token{}, false, fmt.Errorf("get token with user: %w", token.ErrNotFound)
+	}
+	return clone(it.tok), s.users[userID].disabled, nil
+}
+
 // List returns page (1-based) of size tokens, newest first, and the
 // user's token count.
 func (s *Store) List(ctx context.Context, userID string, page, size int) (token.Page, error) {
@@ -148,7 +169,7 @@ func (s *Store) Search(ctx context.Context, userID string, q token.SearchQuery, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	found := []token.Token{}
-	if key, err := token.ParseKey(q.Key); err == nil {
+	if key, err := token.KeyParser(q.AcceptLegacyKey)(q.Key); err == nil {
 		// The key's lookup, confirmed by the token's own hash: a key of
 		// another user, or one rotated out, is not found.
 		hash := token.HashKey(key)

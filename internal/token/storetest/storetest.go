@@ -29,13 +29,17 @@ type Stores struct {
 	Lookup KeyLookup
 	Access auth.Store
 	Users  UserFlags
+	// Windows writes spend-window state behind Tokens (budgetCases).
+	Windows WindowWriter
 }
 
 // KeyLookup maps a key hash to its token, as the usage endpoint and verify
 // read it: token.ErrNotFound for an unknown key and for a rotated-out key
-// whose grace has ended at now.
+// whose grace has ended at now. GetWithUser then reads the token and its
+// user's disabled flag together (token.ErrNotFound).
 type KeyLookup interface {
 	LookupKey(ctx context.Context, keyHash string, now time.Time) (userID string, tokenID int64, err error)
+	GetWithUser(ctx context.Context, userID string, id int64) (t token.Token, userDisabled bool, err error)
 }
 
 // UserFlags sets what cmd/admin sets on a user: a disabled user's access
@@ -61,7 +65,7 @@ const defaultLimit = 1000
 // Run runs every case of the contract as a subtest, each on fresh stores
 // from newStores.
 func Run(t *testing.T, newStores NewStores) {
-	for _, c := range slices.Concat(tokenCases, keyCases, accessCases) {
+	for _, c := range slices.Concat(tokenCases, keyCases, accessCases, limitCases, budgetCases) {
 		t.Run(c.name, func(t *testing.T) {
 			limit := c.limit
 			if limit == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,7 @@ func TestSmoke(t *testing.T) {
 		name     string
 		got, min int
 	}{
-		{"verify rows", len(res.Verify), 5},
+		{"verify rows", len(res.Verify), 10},
 		{"http rows", len(res.HTTP), 2},
 		{"function rows", len(res.Functions), 1},
 		{"cost rows", len(res.Costs), len(res.Endpoints) + len(res.Verify)},
@@ -81,6 +82,19 @@ func TestSmoke(t *testing.T) {
 		}
 		if r.Name == "create" && (r.TxLocalUnits <= 0 || r.TxAWSUnits != 6) {
 			t.Errorf("create: tx local %v, tx AWS %v; want Local's figure and 6 WRU (3 items x 2)", r.TxLocalUnits, r.TxAWSUnits)
+		}
+	}
+	// A request id's hold, settle and refund are 1 read and 1 transaction
+	// of 2 items; its duplicate the read alone.
+	for _, r := range res.Verify {
+		want := map[string]map[string]float64{
+			"hold (request id)":           {"BatchGetItem": 1, "TransactWriteItems": 1},
+			"settle (request id)":         {"BatchGetItem": 1, "TransactWriteItems": 1},
+			"refund (request id)":         {"BatchGetItem": 1, "TransactWriteItems": 1},
+			"duplicate hold (request id)": {"BatchGetItem": 1},
+		}[r.Name]
+		if want != nil && (!maps.Equal(r.Ops, want) || (want["TransactWriteItems"] == 1 && r.TxAWSUnits != 4)) {
+			t.Errorf("%s: ops %v, tx AWS WRU %v; want %v and 4 WRU (2 items x 2)", r.Name, r.Ops, r.TxAWSUnits, want)
 		}
 	}
 	if f := res.Functions[0]; f.BinaryBytes <= 0 || f.InitMedianMs <= 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/llmgw/token-service/internal/ddbcount"
 	"github.com/llmgw/token-service/internal/token"
 	"github.com/llmgw/token-service/internal/verify"
+	"github.com/llmgw/token-service/relay"
 )
 
 // Row is one measured operation: an endpoint at a token count, or a verify
@@ -370,7 +371,7 @@ func (e *env) measureEndpoints(ctx context.Context, o options, n int) ([]Row, er
 		}, heavy, "1 BatchGetItem of 100 keys + ceil(100/49)=3 transactions of 2k+1 items (a transaction holds 100 actions)"},
 		{"usage by key", "UsageTokenFunction", call{run: get("UsageTokenFunction", func(int) events.APIGatewayV2HTTPRequest {
 			return httpCall("GET", "/api/usage/token", "", nil, "", "", map[string]string{"authorization": "Bearer " + mid.Key})
-		})}, o.calls, "1 GetItem of the key lookup + 1 strongly consistent GetItem of the token (or 1 read if the lookup item carried the usage)"},
+		})}, o.calls, "1 GetItem of the key lookup + 1 strongly consistent BatchGetItem of the token and its user's meta item (or 1 read if the lookup item carried the usage and the user's flag)"},
 		{"reveal", "RevealTokenKeyFunction", call{run: get("RevealTokenKeyFunction", func(int) events.APIGatewayV2HTTPRequest {
 			p, params := idPath(mid.ID)
 			return httpCall("POST", p+"/key", "", params, "", user, nil)
@@ -465,6 +466,38 @@ func (e *env) measureVerify(ctx context.Context, o options) ([]Row, error) {
 		}
 		return nil
 	}
+	// The request id rows charge a limited token of the largest quota.
+	quotaSpec := token.Spec{Name: "requests", Count: 1, ExpiredTime: token.NeverExpires, RemainQuota: token.MaxQuota}
+	quotaToks, err := quotaSpec.Tokens(user, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	requests, err := e.tokens.Create(ctx, user, quotaToks)
+	if err != nil {
+		return nil, err
+	}
+	withID := func(consume int, settle bool, id string) []byte {
+		b, _ := json.Marshal(map[string]any{"key": requests[0].Key, "model": "gpt-4", "client_ip": "10.0.0.1",
+			"consume": consume, "settle": settle, "request_id": id})
+		return b
+	}
+	// The windows row charges a token with three spend windows, each
+	// far above what the calls charge, so every charge is counted in all
+	// three and none is refused.
+	windowSpec := token.Spec{Name: "windows", Count: 1, ExpiredTime: token.NeverExpires, RemainQuota: token.MaxQuota,
+		Budgets:        token.Budgets{token.PeriodMinute: 1e12, token.PeriodDay: 1e13, token.PeriodMonth: 1e14},
+		BudgetTimezone: "Asia/Shanghai"}
+	windowToks, err := windowSpec.Tokens(user, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	windowed, err := e.tokens.Create(ctx, user, windowToks)
+	if err != nil {
+		return nil, err
+	}
+	var id string // the request id of the row's call
+	newID := func(int) error { id = relay.NewRequestID(); return nil }
+	held := func(int) error { id = relay.NewRequestID(); return invoke(warm, withID(2, false, id), true) }
 	var fresh verify.Invoker
 	cases := []struct {
 		name, minimum string
@@ -472,12 +505,22 @@ func (e *env) measureVerify(ctx context.Context, o options) ([]Row, error) {
 	}{
 		{"verify (warm)", "1 strongly consistent read of the token (and its user's status)", call{run: func(int) error { return invoke(warm, payload(plain[0].Key, 0), true) }}},
 		{"verify+consume", "1 read + 1 conditional UpdateItem", call{run: func(int) error { return invoke(warm, payload(plain[0].Key, 1), true) }}},
+		{"verify+consume, 3 windows", "1 read + 1 conditional UpdateItem checking and counting the minute, day and month windows", call{
+			run: func(int) error { return invoke(warm, payload(windowed[0].Key, 1), true) }}},
 		{"first use of a key", "1 GetItem of the key lookup item + the warm verify", call{
 			prep: func(int) error { fresh = verify.NewInvoker(verify.New(e.ledger, 0), time.Now); return nil },
 			run:  func(int) error { return invoke(fresh, payload(plain[0].Key, 0), true) },
 		}},
 		{"rpm_limit set", "the warm verify + 1 conditional UpdateItem counting the minute", call{run: func(int) error { return invoke(warm, payload(rpm[0].Key, 0), true) }}},
 		{"malformed key", "no request", call{run: func(int) error { return invoke(warm, []byte(`{"key":"sk-not-a-key"}`), false) }}},
+		{"hold (request id)", "1 read (token, user, record) + 1 TransactWriteItems (token, record)", call{
+			prep: newID, run: func(int) error { return invoke(warm, withID(2, false, id), true) }}},
+		{"settle (request id)", "1 read + 1 TransactWriteItems; the hold before it unmeasured", call{
+			prep: held, run: func(int) error { return invoke(warm, withID(3, true, id), true) }}},
+		{"refund (request id)", "1 read + 1 TransactWriteItems; the hold before it unmeasured", call{
+			prep: held, run: func(int) error { return invoke(warm, withID(-2, false, id), true) }}},
+		{"duplicate hold (request id)", "1 read, no write", call{
+			prep: held, run: func(int) error { return invoke(warm, withID(2, false, id), true) }}},
 	}
 	var rows []Row
 	for _, c := range cases {

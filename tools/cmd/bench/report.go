@@ -124,7 +124,8 @@ func evaluate(res *Results) {
 		}
 	}
 	for _, r := range res.Verify {
-		want := map[string]int{"verify (warm)": 1, "verify+consume": 2, "first use of a key": 2, "rpm_limit set": 2, "malformed key": 0}[r.Name]
+		want := map[string]int{"verify (warm)": 1, "verify+consume": 2, "verify+consume, 3 windows": 2, "first use of a key": 2, "rpm_limit set": 2, "malformed key": 0,
+			"hold (request id)": 2, "settle (request id)": 2, "refund (request id)": 2, "duplicate hold (request id)": 1}[r.Name]
 		check(fmt.Sprintf("%s = %d request(s)", r.Name, want), fmt.Sprintf("median %d, max %d (%s)", r.RequestsMedian, r.RequestsMax, opsString(r.Ops)),
 			r.RequestsMedian == want,
 			"see internal/verify: the per-minute accessed_time touch or an uncached lookup adds requests")

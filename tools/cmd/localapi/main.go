@@ -106,6 +106,9 @@ type options struct {
 	lambdaPort string // a port number or "off"
 	// invokePrincipal is who the Invoke API acts as; "" = the relay's role.
 	invokePrincipal string
+	// readTimeout bounds the reading of a request's headers, and of the
+	// whole request, on both servers.
+	readTimeout time.Duration
 	// invoke
 	event string
 }
@@ -140,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.IntVar(&o.port, "port", 3000, "port to listen on")
 		fs.StringVar(&o.lambdaAddr, "lambda-addr", "127.0.0.1", "address of the Lambda Invoke API")
 		fs.StringVar(&o.lambdaPort, "lambda-port", "3001", `port of the Lambda Invoke API ("off": none)`)
+		fs.DurationVar(&o.readTimeout, "read-timeout", stack.DefaultServerTimeouts.Read, "time a client has to send a request's headers, and the whole request with its body; a connection that stalls longer is closed")
 		fs.StringVar(&o.invokePrincipal, "invoke-principal", "", "IAM principal (role ARN) the Lambda Invoke API's callers act as; it serves only the functions a template permission opens to it (default: the relay's role, RelayRoleArn, locally "+stack.DevRelayRoleARN+")")
 		if err := parseFlags(fs, args, &o); err != nil {
 			return err
@@ -267,7 +271,8 @@ func startAPI(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	servers := []*http.Server{{Handler: stack.NewAPI(e.tmpl, e.stack.Pools, log), ReadHeaderTimeout: 10 * time.Second}}
+	timeouts := stack.ServerTimeouts{ReadHeader: o.readTimeout, Read: o.readTimeout}
+	servers := []*http.Server{stack.NewHTTPServer(stack.NewAPI(e.tmpl, e.stack.Pools, log), timeouts)}
 	listeners := []net.Listener{ln}
 	lambdaURL := ""
 	if lambdaAddr, _ := lambdaListenAddr(o); lambdaAddr != "" {
@@ -277,10 +282,9 @@ func startAPI(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("listen (Lambda Invoke API): %w", err)
 		}
 		lambdaURL = "http://" + lln.Addr().String()
-		servers = append(servers, &http.Server{
-			Handler:           stack.NewLambdaAPI(e.tmpl, e.stack.Pools.Names(), invokePrincipal(o, e.tmpl), e.stack.Pools, log.With("api", "lambda")),
-			ReadHeaderTimeout: 10 * time.Second,
-		})
+		servers = append(servers, stack.NewHTTPServer(
+			stack.NewLambdaAPI(e.tmpl, e.stack.Pools.Names(), invokePrincipal(o, e.tmpl), e.stack.Pools, log.With("api", "lambda")),
+			timeouts))
 		listeners = append(listeners, lln)
 	}
 	printBanner(stdout, e, "http://"+ln.Addr().String(), lambdaURL, invokePrincipal(o, e.tmpl))

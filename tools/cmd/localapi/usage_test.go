@@ -72,7 +72,7 @@ func TestUsageEndToEnd(t *testing.T) {
 		t.Fatalf("create invoked %v, want the authorizer and create once", got)
 	}
 
-	usage := `{"code":true,"message":"ok","data":{"object":"token_usage","name":"relay","total_granted":1234,"total_used":0,"total_available":1234,"unlimited_quota":false,"model_limits":{"gpt-4":true},"model_limits_enabled":true,"expires_at":0}}`
+	usage := `{"code":true,"message":"ok","data":{"object":"token_usage","name":"relay","total_granted":1234,"total_used":0,"total_available":1234,"unlimited_quota":false,"model_limits":{"gpt-4":true},"model_limits_enabled":true,"expires_at":0,"budget_usage":{}}}`
 	steps := []struct {
 		name, path, auth string
 		wantStatus       int
