@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/llmgw/token-service/internal/auth"
 	"github.com/llmgw/token-service/internal/dynamotest"
 	"github.com/llmgw/token-service/internal/importer"
 	"github.com/llmgw/token-service/internal/importer/importtest"
@@ -206,6 +207,38 @@ func TestCreatedHereRefused(t *testing.T) {
 	}
 	if _, found := e.byKey(t, importtest.Key("o40")); found {
 		t.Error("user 4's source token was merged into the user created here")
+	}
+}
+
+// TestAccessTokenHolderRefused: a user who holds only an access token
+// issued here (make user-token), and no token yet, is a user of this
+// deployment too: the import refuses to merge a source user into them.
+func TestAccessTokenHolderRefused(t *testing.T) {
+	e := newEnv(t)
+	access := dynamo.NewAccessTokens(e.core)
+	if err := access.PutAccessToken(context.Background(), auth.Hash("at-holder-of-user-4"), auth.Principal{UserID: "4", Role: auth.RoleUser}); err != nil {
+		t.Fatal(err)
+	}
+	db, src := sqliteSource(t, importtest.OneAPI)
+	rep := e.run(t, db, src, importer.Options{})
+	if rep.UsersRefused != 1 {
+		t.Errorf("%d users refused, want 1 (user 4, who holds an access token here)", rep.UsersRefused)
+	}
+	if _, found := e.byKey(t, importtest.Key("o40")); found {
+		t.Error("user 4's source token was merged into the user who holds an access token here")
+	}
+	// The marker is no counter: the holder's first create still works.
+	tokens, err := dynamo.NewTokens(e.core, e.sealer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := token.Spec{Name: "first", ExpiredTime: -1, Count: 1}.Tokens("4", importtest.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tokens.Create(context.Background(), "4", made)
+	if err != nil || len(got) != 1 || got[0].ID != 1 {
+		t.Fatalf("first create after an access token = %+v, %v; want token 1", got, err)
 	}
 }
 

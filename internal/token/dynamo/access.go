@@ -10,9 +10,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/auth"
 )
+
+// attrAccessIssued marks, on a user's meta item, that an access token was
+// issued here for the user (Unix seconds of the first one).
+const attrAccessIssued = "access_issued"
 
 // AccessTokens keeps user access tokens (auth.Store), what the authorizer
 // reads and cmd/admin writes, and the user's disabled flag, which refuses
@@ -28,7 +33,12 @@ var _ auth.Store = (*AccessTokens)(nil)
 func NewAccessTokens(core *Core) *AccessTokens { return &AccessTokens{core: core, now: time.Now} }
 
 // PutAccessToken stores the hash of a new user access token for p. It never
-// replaces an existing item.
+// replaces an existing item. In the same transaction it marks the user's
+// meta item as a user of this deployment (access_issued, set once), so that
+// an import never mistakes a user who holds only an access token here for a
+// new one and merges another person into them (README "Migrating from
+// new-api or one-api"). The marker holds no counter: a first create still
+// finds no next_id.
 func (s *AccessTokens) PutAccessToken(ctx context.Context, hash string, p auth.Principal) error {
 	if hash == "" {
 		return errors.New("put access token: empty hash")
@@ -55,13 +65,27 @@ func (s *AccessTokens) PutAccessToken(ctx context.Context, hash string, p auth.P
 	if err != nil {
 		return fmt.Errorf("put access token: %w", err)
 	}
-	_, err = s.core.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(s.core.table),
-		Item:                     av,
-		ConditionExpression:      expr.Condition(),
-		ExpressionAttributeNames: expr.Names(),
-	})
-	if _, ok := isConditionFailed(err); ok {
+	marker, err := expression.NewBuilder().WithUpdate(expression.Set(expression.Name(attrAccessIssued),
+		expression.IfNotExists(expression.Name(attrAccessIssued), expression.Value(s.now().Unix())))).Build()
+	if err != nil {
+		return fmt.Errorf("put access token: %w", err)
+	}
+	_, err = s.core.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{
+			TableName:                aws.String(s.core.table),
+			Item:                     av,
+			ConditionExpression:      expr.Condition(),
+			ExpressionAttributeNames: expr.Names(),
+		}},
+		{Update: &types.Update{
+			TableName:                 aws.String(s.core.table),
+			Key:                       metaKey(p.UserID),
+			UpdateExpression:          marker.Update(),
+			ExpressionAttributeNames:  marker.Names(),
+			ExpressionAttributeValues: marker.Values(),
+		}},
+	}})
+	if reasons, ok := cancellation(err); ok && reasonCode(reasons, 0) == reasonConditionFailed {
 		return errors.New("put access token: an access token with this hash exists")
 	}
 	if err != nil {
