@@ -108,7 +108,9 @@ func (b Budgets) clone() Budgets {
 // applyBudgets sets the budget fields p sets on t: the periods named
 // (0 removes a window with what it counted; a new limit keeps what the
 // window counted), then the zone, whose change starts every window afresh.
+// Either bumps WindowGen, as the store's update does.
 func (p Patch) applyBudgets(t Token) Token {
+	bump := false
 	if p.Budgets != nil {
 		b, w := maps.Clone(t.Budgets), maps.Clone(t.Windows)
 		if b == nil {
@@ -116,6 +118,7 @@ func (p Patch) applyBudgets(t Token) Token {
 		}
 		for period, n := range *p.Budgets {
 			if n == 0 {
+				bump = true
 				delete(b, period)
 				delete(w, period)
 				continue
@@ -131,6 +134,10 @@ func (p Patch) applyBudgets(t Token) Token {
 	if p.BudgetTimezone != nil && *p.BudgetTimezone != t.BudgetTimezone {
 		t.BudgetTimezone = *p.BudgetTimezone
 		t.Windows = nil
+		bump = true
+	}
+	if bump {
+		t.WindowGen++
 	}
 	return t
 }

@@ -250,3 +250,24 @@ func TestSpecTokensCopyBudgets(t *testing.T) {
 		t.Errorf("the spec's budgets changed with a token's: %v", s.Budgets)
 	}
 }
+
+// An update that removes a window's state or changes the zone starts a new
+// generation of windows; a change of limits does not.
+func TestPatchBumpsWindowGen(t *testing.T) {
+	tok := token.Token{Budgets: token.Budgets{"minute": 10}, BudgetTimezone: "UTC", WindowGen: 3}
+	zone := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name string
+		p    token.Patch
+		want int64
+	}{
+		{"new limit", token.Patch{Budgets: &token.Budgets{"minute": 20}}, 3},
+		{"same zone", token.Patch{BudgetTimezone: zone("UTC")}, 3},
+		{"period removed", token.Patch{Budgets: &token.Budgets{"minute": 0}}, 4},
+		{"zone changed", token.Patch{BudgetTimezone: zone("Asia/Tokyo")}, 4},
+	} {
+		if got := tc.p.Apply(tok).WindowGen; got != tc.want {
+			t.Errorf("%s: WindowGen %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

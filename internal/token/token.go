@@ -68,10 +68,14 @@ type Token struct {
 	// the zone their boundaries are computed in, as the user wrote it ("":
 	// the deployment's default). Windows is their stored state, by period:
 	// what verify's charges counted in each window (nil: nothing charged
-	// yet); a window that has ended counts nothing (Usage).
+	// yet); a window that has ended counts nothing (Usage). WindowGen is
+	// the windows' generation: every update that removes a window's state
+	// or changes the zone bumps it, so that a request's give-back never
+	// reaches a window started afresh at the same start (GiveBackWindows).
 	Budgets        Budgets
 	BudgetTimezone string
 	Windows        map[Period]BudgetWindow
+	WindowGen      int64
 }
 
 // AcceptsKeyHash reports whether a key with hash names t at now: its

@@ -410,7 +410,8 @@ type Ledger interface {
 	Write(ctx context.Context, read VerifyState, w Write, now time.Time) (next VerifyState, written bool, err error)
 
 	// Touch records a verify that writes nothing else in accessed_time, at
-	// most once per clock minute, if the token still has keyHash. A token
-	// touched already this minute, or gone, is not an error.
+	// most once per clock minute, if the token still accepts keyHash (the
+	// verified key) at now. A token touched already this minute, or gone,
+	// is not an error.
 	Touch(ctx context.Context, userID string, tokenID int64, keyHash string, now time.Time) error
 }

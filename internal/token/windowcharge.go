@@ -103,7 +103,8 @@ func ChargeWindows(t Token, amount int64, checked bool, now time.Time, def *time
 // that counted some of it and is still current (its stored start is the
 // one counted, and not older than now's window) gets back what it counted
 // of the request, at most amount and never more than its used. Windows
-// that have ended, or were started afresh since, get nothing.
+// that have ended, or were started afresh since (another start, or the
+// same start in another generation: WindowGen), get nothing.
 func GiveBackWindows(t Token, counted RequestWindows, amount int64, now time.Time, def *time.Location) []WindowPart {
 	if amount <= 0 || len(t.Budgets) == 0 {
 		return nil
@@ -112,7 +113,7 @@ func GiveBackWindows(t Token, counted RequestWindows, amount int64, now time.Tim
 	var parts []WindowPart
 	for i, p := range Periods {
 		c, stored := counted[i], t.Windows[p]
-		if t.Budgets[p] <= 0 || c.Used <= 0 || c.Start != stored.Start || stored.Start < WindowAt(p, now, loc).Start {
+		if t.Budgets[p] <= 0 || c.Used <= 0 || c.Start != stored.Start || c.Gen != t.WindowGen || stored.Start < WindowAt(p, now, loc).Start {
 			continue
 		}
 		if back := min(amount, c.Used, stored.Used); back > 0 {
@@ -123,21 +124,29 @@ func GiveBackWindows(t Token, counted RequestWindows, amount int64, now time.Tim
 }
 
 // RequestWindows is, for each period (in the order of Periods), the window
-// in which a request's charge was counted (Start) and how much of the
-// charge it still counts (Used); zero when none. An array, not a map, so
-// that a Request stays comparable.
-type RequestWindows [5]BudgetWindow
+// in which a request's charge was counted and how much of the charge it
+// still counts; zero when none. An array, not a map, so that a Request
+// stays comparable.
+type RequestWindows [5]CountedWindow
+
+// CountedWindow is one entry of RequestWindows: the window's start, what
+// it counts of the request, and the token's WindowGen when it counted it.
+type CountedWindow struct {
+	Start int64
+	Used  int64
+	Gen   int64
+}
 
 // Of returns the entry of period p (zero for an unknown period).
-func (c RequestWindows) Of(p Period) BudgetWindow {
+func (c RequestWindows) Of(p Period) CountedWindow {
 	if i := periodIndex(p); i >= 0 {
 		return c[i]
 	}
-	return BudgetWindow{}
+	return CountedWindow{}
 }
 
 // Set sets the entry of period p (an unknown period is ignored).
-func (c *RequestWindows) Set(p Period, w BudgetWindow) {
+func (c *RequestWindows) Set(p Period, w CountedWindow) {
 	if i := periodIndex(p); i >= 0 {
 		c[i] = w
 	}
@@ -145,30 +154,32 @@ func (c *RequestWindows) Set(p Period, w BudgetWindow) {
 
 // After is c once a write made parts at now on t: a charge counted in a
 // window adds to the entry of that window (replacing an entry of an older
-// one), a give-back subtracts. Entries that can never be given back to
-// again are dropped, so the record stays small: nothing left, a window
-// that has ended at now, a period t has no budget for.
+// one, or of another generation), a give-back subtracts. Entries that can
+// never be given back to again are dropped, so the record stays small:
+// nothing left, a window that has ended at now or is of another
+// generation, a period t has no budget for. t is the token the write
+// conditioned on, so its WindowGen is the one the charge counted in.
 func (c RequestWindows) After(parts []WindowPart, t Token, now time.Time, def *time.Location) RequestWindows {
 	for _, part := range parts {
 		i := periodIndex(part.Period)
 		if i < 0 {
 			continue
 		}
-		if part.Add > 0 && c[i].Start != part.Start {
-			c[i] = BudgetWindow{Start: part.Start}
+		if part.Add > 0 && (c[i].Start != part.Start || c[i].Gen != t.WindowGen) {
+			c[i] = CountedWindow{Start: part.Start, Gen: t.WindowGen}
 		}
 		c[i].Used += part.Add
 	}
 	var loc *time.Location
 	for i, p := range Periods {
-		if c[i] == (BudgetWindow{}) {
+		if c[i] == (CountedWindow{}) {
 			continue
 		}
 		if loc == nil {
 			loc = t.Zone(def)
 		}
-		if c[i].Used <= 0 || t.Budgets[p] <= 0 || c[i].Start < WindowAt(p, now, loc).Start {
-			c[i] = BudgetWindow{}
+		if c[i].Used <= 0 || t.Budgets[p] <= 0 || c[i].Gen != t.WindowGen || c[i].Start < WindowAt(p, now, loc).Start {
+			c[i] = CountedWindow{}
 		}
 	}
 	return c

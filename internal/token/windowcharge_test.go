@@ -95,9 +95,9 @@ func TestGiveBackWindows(t *testing.T) {
 		Windows: map[token.Period]token.BudgetWindow{token.PeriodMinute: {noonMinute, 30}, token.PeriodHour: {noonHour, 20}, token.PeriodDay: {noonDay, 500}},
 	}
 	var counted token.RequestWindows
-	counted.Set(token.PeriodMinute, token.BudgetWindow{Start: noonMinute - 60, Used: 100}) // an ended minute
-	counted.Set(token.PeriodHour, token.BudgetWindow{Start: noonHour, Used: 100})          // more than the hour holds now
-	counted.Set(token.PeriodDay, token.BudgetWindow{Start: noonDay, Used: 40})
+	counted.Set(token.PeriodMinute, token.CountedWindow{Start: noonMinute - 60, Used: 100}) // an ended minute
+	counted.Set(token.PeriodHour, token.CountedWindow{Start: noonHour, Used: 100})          // more than the hour holds now
+	counted.Set(token.PeriodDay, token.CountedWindow{Start: noonDay, Used: 40})
 	got := token.GiveBackWindows(tok, counted, 60, atNoon, time.UTC)
 	want := []token.WindowPart{
 		{Period: token.PeriodHour, Start: noonHour, Add: -20, Limit: 1000},
@@ -111,16 +111,16 @@ func TestGiveBackWindows(t *testing.T) {
 func TestRequestWindowsAfter(t *testing.T) {
 	tok := token.Token{Budgets: token.Budgets{token.PeriodMinute: 100, token.PeriodDay: 1000}}
 	var c token.RequestWindows
-	c.Set(token.PeriodMinute, token.BudgetWindow{Start: noonMinute - 60, Used: 50})
-	c.Set(token.PeriodDay, token.BudgetWindow{Start: noonDay, Used: 50})
-	c.Set(token.PeriodWeek, token.BudgetWindow{Start: noonDay, Used: 50}) // no budget any more
+	c.Set(token.PeriodMinute, token.CountedWindow{Start: noonMinute - 60, Used: 50})
+	c.Set(token.PeriodDay, token.CountedWindow{Start: noonDay, Used: 50})
+	c.Set(token.PeriodWeek, token.CountedWindow{Start: noonDay, Used: 50}) // no budget any more
 	got := c.After([]token.WindowPart{
 		{Period: token.PeriodMinute, Start: noonMinute, Open: true, Add: 30},
 		{Period: token.PeriodDay, Start: noonDay, Add: 30},
 	}, tok, atNoon, time.UTC)
 	var want token.RequestWindows
-	want.Set(token.PeriodMinute, token.BudgetWindow{Start: noonMinute, Used: 30})
-	want.Set(token.PeriodDay, token.BudgetWindow{Start: noonDay, Used: 80})
+	want.Set(token.PeriodMinute, token.CountedWindow{Start: noonMinute, Used: 30})
+	want.Set(token.PeriodDay, token.CountedWindow{Start: noonDay, Used: 80})
 	if got != want {
 		t.Errorf("after a charge %+v, want %+v", got, want)
 	}

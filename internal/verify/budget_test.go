@@ -209,7 +209,7 @@ func TestGiveBackOnlyToCurrentWindows(t *testing.T) {
 		t.Errorf("answer's budget_usage %+v, want day 70, minute 30", u)
 	}
 	var wantRec token.RequestWindows
-	wantRec.Set(token.PeriodDay, token.BudgetWindow{Start: day, Used: 40})
+	wantRec.Set(token.PeriodDay, token.CountedWindow{Start: day, Used: 40})
 	if rec := e.record(t, tok, "r"); rec == nil || rec.Windows != wantRec {
 		t.Fatalf("record windows %+v, want only the day's 40", rec)
 	}
@@ -361,3 +361,42 @@ func TestWindowsFollowTheZonesCalendar(t *testing.T) {
 	wantBudgetExceeded(t, "January's last second", e.verify(t, token.VerifyRequest{Key: monthly.Key}, feb.Add(-time.Second)), token.PeriodMonth, 1)
 	wantCode(t, "February 1 00:00", e.verify(t, token.VerifyRequest{Key: monthly.Key, Consume: 100}, feb), "")
 }
+
+// A window started afresh at the start of the one a hold counted in (its
+// period removed and set again, or the zone changed, inside one minute)
+// never gets back what the hold counted in the old one.
+func TestGiveBackSkipsAWindowStartedAfresh(t *testing.T) {
+	ctx := context.Background()
+	noon := time.Date(2027, 3, 10, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		changes []token.Patch
+	}{
+		{"period removed and set again", []token.Patch{
+			{Budgets: &token.Budgets{token.PeriodMinute: 0}},
+			{Budgets: &token.Budgets{token.PeriodMinute: 1000}},
+		}},
+		{"zone changed", []token.Patch{{BudgetTimezone: ptr("Asia/Tokyo")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tok := e.create(t, "u1", withBudgets(100_000, "UTC", token.Budgets{token.PeriodMinute: 1000}))
+			wantCode(t, "hold", e.verify(t, hold(tok.Key, "r", 300), noon.Add(5*time.Second)), "")
+			for _, p := range tc.changes {
+				if _, err := e.tokens.Update(ctx, tok.UserID, tok.ID, p, noon.Add(10*time.Second)); err != nil {
+					t.Fatalf("update: %v", err)
+				}
+			}
+			wantCode(t, "consume in the new window", e.verify(t, token.VerifyRequest{Key: tok.Key, Consume: 500}, noon.Add(15*time.Second)), "")
+			a := e.verify(t, settle(tok.Key, "r", 120), noon.Add(20*time.Second))
+			wantCode(t, "settle lower", a, "")
+			amounts(t, "settle lower", a, 120, -180, 0)
+			if got := e.window(t, tok, token.PeriodMinute); got.Start != noon.Unix() || got.Used != 500 {
+				t.Errorf("minute window %+v, want start %d, used 500 (nothing of r's)", got, noon.Unix())
+			}
+			e.quotas(t, "after the settle", tok, 100_000-620, 620)
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -197,3 +197,16 @@ func TestSettleAndRefundThroughOldKeyFollowTheGrace(t *testing.T) {
 		t.Fatalf("store writes past the grace changed used to %d", got.UsedQuota)
 	}
 }
+
+// A plain verify through the key a rotation replaced, inside its grace,
+// records the access as one through the current key does.
+func TestVerifyThroughOldKeyInGraceTouches(t *testing.T) {
+	e := newEnv(t)
+	tok := e.create(t, "u-touch", spec())
+	e.rotate(t, tok, time.Hour, now)
+	at := now.Add(2 * time.Minute)
+	wantCode(t, "old key in grace", e.verify(t, token.VerifyRequest{Key: tok.Key}, at), "")
+	if got := e.get(t, tok).AccessedTime; got != at.Unix() {
+		t.Errorf("accessed_time = %d, want %d", got, at.Unix())
+	}
+}

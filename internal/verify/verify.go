@@ -225,7 +225,7 @@ func (v *Verifier) decide(ctx context.Context, st token.VerifyState, keyHash str
 		if p.write == nil {
 			if p.touch {
 				t := st.Token
-				if err := v.ledger.Touch(ctx, t.UserID, t.ID, t.KeyHash, now); err != nil {
+				if err := v.ledger.Touch(ctx, t.UserID, t.ID, keyHash, now); err != nil {
 					return Answer{}, err
 				}
 			}

@@ -15,9 +15,14 @@ import (
 // without a read (a SET or REMOVE of a path inside a map fails when the map
 // is missing, as it is on every item written before budgets), and verify
 // can count a charge in one conditional write, as it counts rpm_limit
-// (rpm_window, rpm_count). Attributes are absent when zero, so an item
-// without budgets is as small as before.
-const attrBudgetTimezone = "btz"
+// (rpm_window, rpm_count). bgen is the windows' generation
+// (token.Token.WindowGen), added to by every update that removes a
+// window's state or changes the zone. Attributes are absent when zero, so
+// an item without budgets is as small as before.
+const (
+	attrBudgetTimezone = "btz"
+	attrBudgetGen      = "bgen"
+)
 
 // budgetAttrs are the attribute names of one period's window.
 type budgetAttrs struct {
@@ -35,6 +40,7 @@ func budgetAttrsOf(p token.Period) budgetAttrs {
 // budgetAttrsOf's names (TestBudgetItemNames).
 type budgetItem struct {
 	BudgetTimezone string `dynamodbav:"btz,omitempty"`
+	WindowGen      int64  `dynamodbav:"bgen,omitempty"`
 
 	LimitMinute int64 `dynamodbav:"bl_minute,omitempty"`
 	StartMinute int64 `dynamodbav:"bs_minute,omitempty"`
@@ -73,7 +79,7 @@ func (b *budgetItem) fields(p token.Period) (limit, start, used *int64) {
 
 // toDBBudgets is the spend-window part of t's item.
 func toDBBudgets(t token.Token) budgetItem {
-	b := budgetItem{BudgetTimezone: t.BudgetTimezone}
+	b := budgetItem{BudgetTimezone: t.BudgetTimezone, WindowGen: t.WindowGen}
 	for _, p := range token.Periods {
 		limit, start, used := b.fields(p)
 		*limit = t.Budgets[p]
@@ -86,7 +92,7 @@ func toDBBudgets(t token.Token) budgetItem {
 // setOn sets the spend-window fields of t from b: nil maps when there are
 // no budgets and no window state, as every read of such a token gives.
 func (b budgetItem) setOn(t *token.Token) {
-	t.BudgetTimezone = b.BudgetTimezone
+	t.BudgetTimezone, t.WindowGen = b.BudgetTimezone, b.WindowGen
 	for _, p := range token.Periods {
 		limit, start, used := b.fields(p)
 		if *limit != 0 {
@@ -104,6 +110,16 @@ func (b budgetItem) setOn(t *token.Token) {
 	}
 }
 
+// genIs is the condition that the item's window generation is gen (0:
+// absent).
+func genIs(gen int64) expression.ConditionBuilder {
+	name := expression.Name(attrBudgetGen)
+	if gen == 0 {
+		return expression.AttributeNotExists(name).Or(name.Equal(expression.Value(0)))
+	}
+	return name.Equal(expression.Value(gen))
+}
+
 // zoneIs is the condition that the item's zone is zone ("": none).
 func zoneIs(zone string) expression.ConditionBuilder {
 	name := expression.Name(attrBudgetTimezone)
@@ -119,8 +135,9 @@ func zoneIs(zone string) expression.ConditionBuilder {
 // new limit keeps the state: used stays); and when p names a zone, the zone
 // (set again when it is the same, so the update is never empty) and, when
 // it is not stored, the removal of every window's state: a new zone starts
-// every window afresh.
+// every window afresh. Either adds 1 to bgen, as token.Patch.Apply does.
 func budgetUpdate(u expression.UpdateBuilder, p token.Patch, stored string) expression.UpdateBuilder {
+	bump := false
 	removed := map[string]bool{}
 	remove := func(name string) {
 		if !removed[name] { // a path twice in one expression is refused
@@ -136,6 +153,7 @@ func budgetUpdate(u expression.UpdateBuilder, p token.Patch, stored string) expr
 			}
 			a := budgetAttrsOf(period)
 			if n == 0 {
+				bump = true
 				remove(a.limit)
 				remove(a.start)
 				remove(a.used)
@@ -152,12 +170,16 @@ func budgetUpdate(u expression.UpdateBuilder, p token.Patch, stored string) expr
 			u = u.Set(expression.Name(attrBudgetTimezone), expression.Value(zone))
 		}
 		if zone != stored {
+			bump = true
 			for _, period := range token.Periods {
 				a := budgetAttrsOf(period)
 				remove(a.start)
 				remove(a.used)
 			}
 		}
+	}
+	if bump {
+		u = u.Add(expression.Name(attrBudgetGen), expression.Value(1))
 	}
 	return u
 }

@@ -90,10 +90,13 @@ func (s *Ledger) ReadForVerify(ctx context.Context, userID string, tokenID int64
 	return st, nil
 }
 
+// decodeState decodes a token item as verify reads it: unreadable
+// (token_unreadable) as on every other read path when it does not decode
+// or has no id or key hash.
 func decodeState(av map[string]types.AttributeValue) (token.VerifyState, error) {
-	var it tokenItem
-	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return token.VerifyState{}, fmt.Errorf("decode token: %w", err)
+	it, err := decodeTokenItem(av)
+	if err != nil {
+		return token.VerifyState{}, err
 	}
 	return token.VerifyState{Token: toDomainToken(it), RPMWindow: it.RPMWindow, RPMCount: it.RPMCount}, nil
 }
@@ -208,8 +211,10 @@ func tokenWrite(read token.VerifyState, w token.Write, now time.Time) (expressio
 }
 
 // spendWindows adds to cond and update w's parts of the spend windows
-// (token.WindowPart), on the condition that the zone is still the one read,
-// in which the parts' window starts were computed. A charge is counted in
+// (token.WindowPart), on the condition that the zone and the windows'
+// generation are still the ones read: the parts' window starts were
+// computed in that zone, and a give-back's window is the one its request
+// counted in only in that generation. A charge is counted in
 // the window read (stored start unchanged; with Checked, used + charge
 // within the limit), or opens the current one when the stored window is
 // older or absent; a give-back leaves a window whose start is unchanged
@@ -217,7 +222,7 @@ func tokenWrite(read token.VerifyState, w token.Write, now time.Time) (expressio
 func spendWindows(cond expression.ConditionBuilder, update expression.UpdateBuilder, t token.Token, w token.Write) (expression.ConditionBuilder, expression.UpdateBuilder, error) {
 	charge := w.Consume + w.Settle
 	seen := map[token.Period]bool{}
-	cond = cond.And(zoneIs(t.BudgetTimezone))
+	cond = cond.And(zoneIs(t.BudgetTimezone)).And(genIs(t.WindowGen))
 	for _, part := range w.Windows {
 		if !token.ValidPeriod(part.Period) || seen[part.Period] {
 			return cond, update, fmt.Errorf("spend window %q twice or unknown", part.Period)
@@ -272,10 +277,11 @@ func charge(cond expression.ConditionBuilder, update expression.UpdateBuilder, t
 
 // Touch records a verify in accessed_time, at most once per clock minute:
 // one conditional UpdateItem that writes only when the stored
-// accessed_time is before now's minute and the token still has keyHash.
+// accessed_time is before now's minute and the token still accepts keyHash
+// at now (its current key, or its previous key while the grace lasts).
 // A token touched already this minute, or gone, is not an error.
 func (s *Ledger) Touch(ctx context.Context, userID string, tokenID int64, keyHash string, now time.Time) error {
-	cond := sameKey(keyHash).And(expression.Name(attrAccessed).LessThan(expression.Value(token.MinuteStart(now))))
+	cond := acceptsKeyAt(keyHash, now).And(expression.Name(attrAccessed).LessThan(expression.Value(token.MinuteStart(now))))
 	expr, err := expression.NewBuilder().WithCondition(cond).
 		WithUpdate(expression.Set(expression.Name(attrAccessed), expression.Value(now.Unix()))).Build()
 	if err != nil {
@@ -296,6 +302,16 @@ func (s *Ledger) Touch(ctx context.Context, userID string, tokenID int64, keyHas
 func sameKey(keyHash string) expression.ConditionBuilder {
 	return expression.AttributeExists(expression.Name(PartitionKey)).
 		And(expression.Name(attrKeyHash).Equal(expression.Value(keyHash)))
+}
+
+// acceptsKeyAt is the condition that the token exists and accepts keyHash
+// at now, whichever of its keys it is (Token.AcceptsKeyHash on the stored
+// item): for a write that did not read which.
+func acceptsKeyAt(keyHash string, now time.Time) expression.ConditionBuilder {
+	return expression.AttributeExists(expression.Name(PartitionKey)).
+		And(expression.Name(attrKeyHash).Equal(expression.Value(keyHash)).
+			Or(expression.Name(attrPrevKeyHash).Equal(expression.Value(keyHash)).
+				And(expression.Name(attrPrevKeyExpires).GreaterThan(expression.Value(now.Unix())))))
 }
 
 // acceptsKey is the condition of a charge through the key with keyHash at

@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestLedgerRequestRecord(t *testing.T) {
 		Delta: token.MaxQuota, Rev: 1, ExpiresAt: now.Unix() + token.DefaultRequestRecordSeconds,
 		Answered: token.AnsweredAt(tok, now)}
 	for _, p := range token.Periods { // every window counting it, at the largest numbers
-		rec.Windows.Set(p, token.BudgetWindow{Start: now.Unix(), Used: token.MaxQuota})
+		rec.Windows.Set(p, token.CountedWindow{Start: now.Unix(), Used: token.MaxQuota, Gen: token.MaxQuota})
 	}
 	// A settle of what is left, recorded: the largest numbers a record holds.
 	next, written, err := store.ledger.Write(ctx, read, token.Write{Settle: 1000, Record: rec}, now)
@@ -107,7 +108,7 @@ func TestLedgerReplacedRecordDropsWindows(t *testing.T) {
 	ctx := context.Background()
 	tok := mustCreate(t, store.tokens, "u1", mustTokens(t, "u1", spec("t", 1)))[0]
 	old := &token.Request{ID: "r", State: token.RequestHeld, Event: "e", Charged: 10, Rev: 1, ExpiresAt: now.Unix() + 60}
-	old.Windows.Set(token.PeriodDay, token.BudgetWindow{Start: now.Unix(), Used: 10})
+	old.Windows.Set(token.PeriodDay, token.CountedWindow{Start: now.Unix(), Used: 10})
 	read, err := store.ledger.ReadForVerify(ctx, "u1", tok.ID, "r")
 	if err != nil {
 		t.Fatal(err)
@@ -127,5 +128,64 @@ func TestLedgerReplacedRecordDropsWindows(t *testing.T) {
 	again, err := store.ledger.ReadForVerify(ctx, "u1", tok.ID, "r")
 	if err != nil || again.Request == nil || *again.Request != *fresh {
 		t.Errorf("replaced record %+v, %v; want %+v", again.Request, err, fresh)
+	}
+}
+
+// A token item verify cannot decode (here one written by hand without a
+// key hash) is token_unreadable there too, never a zero token.
+func TestReadForVerifyUnreadableToken(t *testing.T) {
+	e := newEnv(t, 0)
+	const id = 7
+	_, err := e.client.PutItem(context.Background(), &dynamodb.PutItemInput{
+		TableName: aws.String(e.table),
+		Item: map[string]types.AttributeValue{
+			"pk":           &types.AttributeValueMemberS{Value: "USER#u1"},
+			"sk":           &types.AttributeValueMemberS{Value: fmt.Sprintf("TOKEN#%019d", id)},
+			"id":           &types.AttributeValueMemberN{Value: "7"},
+			"name":         &types.AttributeValueMemberS{Value: "by hand"},
+			"remain_quota": &types.AttributeValueMemberN{Value: "100"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.ledger.ReadForVerify(context.Background(), "u1", id, "")
+	if token.ErrorCode(err) != token.ETokenUnreadable {
+		t.Fatalf("ReadForVerify: %+v, %v; want %s", st.Token, err, token.ETokenUnreadable)
+	}
+}
+
+// Touch through the key a rotation replaced records the access while its
+// grace lasts, and not after.
+func TestLedgerTouchThroughOldKey(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := context.Background()
+	tok := mustCreate(t, e.tokens, "u1", mustTokens(t, "u1", spec("t", 1)))[0]
+	key, err := token.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.keys.Rotate(ctx, "u1", tok.ID, key, time.Hour, now); err != nil {
+		t.Fatal(err)
+	}
+	accessed := func() int64 {
+		got, err := e.tokens.Get(ctx, "u1", tok.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.AccessedTime
+	}
+	inGrace := now.Add(2 * time.Minute)
+	if err := e.ledger.Touch(ctx, "u1", tok.ID, tok.KeyHash, inGrace); err != nil {
+		t.Fatal(err)
+	}
+	if got := accessed(); got != inGrace.Unix() {
+		t.Errorf("accessed_time after a touch in grace = %d, want %d", got, inGrace.Unix())
+	}
+	if err := e.ledger.Touch(ctx, "u1", tok.ID, tok.KeyHash, now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := accessed(); got != inGrace.Unix() {
+		t.Errorf("accessed_time after a touch past grace = %d, want %d", got, inGrace.Unix())
 	}
 }

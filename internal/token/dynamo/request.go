@@ -66,10 +66,11 @@ type requestItem struct {
 	Windows map[string]windowItem `dynamodbav:"win,omitempty"`
 }
 
-// windowItem is one entry of a record's spend windows (token.BudgetWindow).
+// windowItem is one entry of a record's spend windows (token.CountedWindow).
 type windowItem struct {
 	Start int64 `dynamodbav:"s"`
 	Used  int64 `dynamodbav:"u"`
+	Gen   int64 `dynamodbav:"g,omitempty"` // the token's bgen when counted
 }
 
 // answerItem is the token of a recorded answer (token.AnsweredToken).
@@ -89,11 +90,11 @@ func toDBRequest(r token.Request) requestItem {
 	a := r.Answered
 	var windows map[string]windowItem
 	for _, p := range token.Periods {
-		if w := r.Windows.Of(p); w != (token.BudgetWindow{}) {
+		if w := r.Windows.Of(p); w != (token.CountedWindow{}) {
 			if windows == nil {
 				windows = map[string]windowItem{}
 			}
-			windows[string(p)] = windowItem{Start: w.Start, Used: w.Used}
+			windows[string(p)] = windowItem{Start: w.Start, Used: w.Used, Gen: w.Gen}
 		}
 	}
 	return requestItem{
@@ -118,7 +119,7 @@ func decodeRequest(av map[string]types.AttributeValue) (*token.Request, error) {
 	a := it.Answer
 	var windows token.RequestWindows
 	for p, w := range it.Windows {
-		windows.Set(token.Period(p), token.BudgetWindow{Start: w.Start, Used: w.Used})
+		windows.Set(token.Period(p), token.CountedWindow{Start: w.Start, Used: w.Used, Gen: w.Gen})
 	}
 	return &token.Request{
 		ID: it.PK[i+1:], State: token.RequestState(it.State), Event: it.Event,
