@@ -22,11 +22,7 @@ import (
 // rerun that changes nothing.
 func TestImportCommand(t *testing.T) {
 	_, table := dynamotest.NewTable(t)
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	t.Setenv("TABLE_NAME", table)
+	localEnv(t, table)
 	t.Setenv("KMS_KEY_ID", "")
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

@@ -13,13 +13,20 @@ import (
 	"github.com/llmgw/token-service/internal/token/dynamo"
 )
 
-func TestIssueAndRevoke(t *testing.T) {
-	client, table := dynamotest.NewTable(t)
+// localEnv points the command at table in the tests' DynamoDB Local, with
+// the credentials and region it accepts.
+func localEnv(t *testing.T, table string) {
+	t.Helper()
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
 	t.Setenv("AWS_REGION", "us-east-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	t.Setenv("TABLE_NAME", table)
+}
+
+func TestIssueAndRevoke(t *testing.T) {
+	client, table := dynamotest.NewTable(t)
+	localEnv(t, table)
 	core, err := dynamo.NewCore(client, table)
 	if err != nil {
 		t.Fatal(err)
@@ -52,11 +59,7 @@ func TestIssueAndRevoke(t *testing.T) {
 
 func TestDisableAndEnableUser(t *testing.T) {
 	client, table := dynamotest.NewTable(t)
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	t.Setenv("TABLE_NAME", table)
+	localEnv(t, table)
 	core, err := dynamo.NewCore(client, table)
 	if err != nil {
 		t.Fatal(err)
@@ -101,12 +104,8 @@ func TestDisableAndEnableUser(t *testing.T) {
 }
 
 func TestRunRefusals(t *testing.T) {
+	localEnv(t, "no-such-table")
 	endpoint := dynamotest.Endpoint(t)
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	t.Setenv("TABLE_NAME", "no-such-table")
 	tests := []struct {
 		name string
 		args []string

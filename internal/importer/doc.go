@@ -1,6 +1,6 @@
 // Package importer copies the tokens, and optionally the users' access
 // tokens, of a new-api or one-api deployment into the table (cmd/admin
-// import; API.md "Import from new-api and one-api"). It has three parts:
+// import; README "Migrating from new-api or one-api"). It has three parts:
 //
 //   - the source (source.go, read.go): a database/sql connection to the
 //     deployment's SQLite file, MySQL/MariaDB or PostgreSQL database, and a

@@ -184,62 +184,65 @@ func TestSecondSourceOverlap(t *testing.T) {
 	}
 }
 
-// TestCreatedHereRefused: a user id created here is never merged with a
-// source user.
-func TestCreatedHereRefused(t *testing.T) {
-	e := newEnv(t)
+// createHere creates one token for userID through the store, as the
+// create endpoint does, and returns it.
+func createHere(t *testing.T, e env, userID, name string) token.Token {
+	t.Helper()
 	tokens, err := dynamo.NewTokens(e.core, e.sealer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := token.Spec{Name: "mine", ExpiredTime: -1, Count: 1}
-	made, err := spec.Tokens("4", importtest.Now)
+	made, err := token.Spec{Name: name, ExpiredTime: -1, Count: 1}.Tokens(userID, importtest.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tokens.Create(context.Background(), "4", made); err != nil {
-		t.Fatal(err)
+	created, err := tokens.Create(context.Background(), userID, made)
+	if err != nil {
+		t.Fatalf("create token of user %s: %v", userID, err)
 	}
-	db, src := sqliteSource(t, importtest.OneAPI)
-	rep := e.run(t, db, src, importer.Options{})
-	if rep.UsersRefused != 1 {
-		t.Errorf("%d users refused, want 1 (user 4, created here)", rep.UsersRefused)
-	}
-	if _, found := e.byKey(t, importtest.Key("o40")); found {
-		t.Error("user 4's source token was merged into the user created here")
-	}
+	return created[0]
 }
 
-// TestAccessTokenHolderRefused: a user who holds only an access token
-// issued here (make user-token), and no token yet, is a user of this
-// deployment too: the import refuses to merge a source user into them.
-func TestAccessTokenHolderRefused(t *testing.T) {
-	e := newEnv(t)
-	access := dynamo.NewAccessTokens(e.core)
-	if err := access.PutAccessToken(context.Background(), auth.Hash("at-holder-of-user-4"), auth.Principal{UserID: "4", Role: auth.RoleUser}); err != nil {
-		t.Fatal(err)
+// TestUserOfThisDeploymentRefused: a user id of this deployment is never
+// merged with a source user: one who created a token here, and one who
+// holds only an access token issued here (make user-token) and no token
+// yet.
+func TestUserOfThisDeploymentRefused(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, e env)
+	}{
+		{"created a token here", func(t *testing.T, e env) { createHere(t, e, "4", "mine") }},
+		{"holds only an access token here", func(t *testing.T, e env) {
+			access := dynamo.NewAccessTokens(e.core)
+			if err := access.PutAccessToken(context.Background(), auth.Hash("at-holder-of-user-4"), auth.Principal{UserID: "4", Role: auth.RoleUser}); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
-	db, src := sqliteSource(t, importtest.OneAPI)
-	rep := e.run(t, db, src, importer.Options{})
-	if rep.UsersRefused != 1 {
-		t.Errorf("%d users refused, want 1 (user 4, who holds an access token here)", rep.UsersRefused)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			tt.setup(t, e)
+			db, src := sqliteSource(t, importtest.OneAPI)
+			rep := e.run(t, db, src, importer.Options{})
+			if rep.UsersRefused != 1 {
+				t.Errorf("%d users refused, want 1 (user 4, a user of this deployment)", rep.UsersRefused)
+			}
+			if _, found := e.byKey(t, importtest.Key("o40")); found {
+				t.Error("user 4's source token was merged into the user of this deployment")
+			}
+		})
 	}
-	if _, found := e.byKey(t, importtest.Key("o40")); found {
-		t.Error("user 4's source token was merged into the user who holds an access token here")
-	}
-	// The marker is no counter: the holder's first create still works.
-	tokens, err := dynamo.NewTokens(e.core, e.sealer, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	made, err := token.Spec{Name: "first", ExpiredTime: -1, Count: 1}.Tokens("4", importtest.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := tokens.Create(context.Background(), "4", made)
-	if err != nil || len(got) != 1 || got[0].ID != 1 {
-		t.Fatalf("first create after an access token = %+v, %v; want token 1", got, err)
-	}
+	// The access token's marker is no counter: the holder's first create
+	// still gets id 1.
+	t.Run("first create after an access token", func(t *testing.T) {
+		e := newEnv(t)
+		tests[1].setup(t, e)
+		if got := createHere(t, e, "4", "first"); got.ID != 1 {
+			t.Fatalf("first create after an access token got id %d, want 1", got.ID)
+		}
+	})
 }
 
 // TestNextTokenAboveImported: a user's next token gets an id above the
@@ -248,23 +251,11 @@ func TestNextTokenAboveImported(t *testing.T) {
 	e := newEnv(t)
 	db, src := sqliteSource(t, importtest.NewAPI, manyTokens(7, 1000, 3)...)
 	e.run(t, db, src, importer.Options{})
-	tokens, err := dynamo.NewTokens(e.core, e.sealer, 0)
-	if err != nil {
-		t.Fatal(err)
+	created := createHere(t, e, "7", "new")
+	if created.ID != 1003 {
+		t.Errorf("next token of user 7 got id %d, want 1003 (the highest imported is 1002)", created.ID)
 	}
-	spec := token.Spec{Name: "new", ExpiredTime: -1, Count: 1}
-	made, err := spec.Tokens("7", importtest.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, err := tokens.Create(context.Background(), "7", made)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created[0].ID != 1003 {
-		t.Errorf("next token of user 7 got id %d, want 1003 (the highest imported is 1002)", created[0].ID)
-	}
-	if !token.HasChecksum(created[0].Key) {
+	if !token.HasChecksum(created.Key) {
 		t.Error("a key made here has no checksum")
 	}
 }

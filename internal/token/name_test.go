@@ -6,8 +6,8 @@ import (
 	"github.com/llmgw/token-service/internal/token"
 )
 
-// TestCheckNameShowsWhatItIs: a name must show what it is (API.md "Size
-// limits and counters"); ordinary names in any script pass.
+// TestCheckNameShowsWhatItIs: a name must show what it is (README "The token object",
+// name); ordinary names in any script pass.
 func TestCheckNameShowsWhatItIs(t *testing.T) {
 	tests := []struct {
 		name string

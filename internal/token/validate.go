@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// Size limits of the lists (API.md "Size limits and counters"), so that a
+// Size limits of the lists (README "The token object"), so that a
 // token item stays a few KB and a page of 100 tokens well under 1 MB. They
 // count the lists as stored: trimmed, without empty entries or duplicates,
 // joined with commas.
@@ -164,8 +164,8 @@ func NormalizeModelLimits(names []string) ([]string, error) {
 	return out, nil
 }
 
-// CheckModelEntry accepts one model_limits entry (API.md "Model
-// patterns"): 1 to MaxModelNameLength characters of [A-Za-z0-9._:/@+-],
+// CheckModelEntry accepts one model_limits entry (README "The token
+// object", model_limits): 1 to MaxModelNameLength characters of [A-Za-z0-9._:/@+-],
 // plus an optional final '*' that makes it a prefix pattern. '*' alone, a
 // '*' anywhere else or any other character is EInvalidModels. The small
 // set needs no JSON escaping, so a list's size in a response is its size.

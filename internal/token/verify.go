@@ -23,7 +23,7 @@ const (
 	VerifyBudgetExceeded    = "budget_exceeded" // a spend window refuses: with the period, and when it resets unless the amount never fits
 	VerifyInsufficientQuota = "insufficient_quota"
 	// VerifyRequestConflict is an event with a request id that the id's
-	// state does not allow (API.md "Request ids"); it comes right after
+	// state does not allow (README "The events and answers"); it comes right after
 	// not_found, before a duplicate's answer and every check.
 	VerifyRequestConflict = "request_conflict"
 )
@@ -50,7 +50,7 @@ const MaxRequestIDLength = 128
 //
 // RequestID (CheckRequestID; "" = none) makes the charge exactly-once: a
 // hold (Consume > 0), a settle (Settle, Consume >= 0: the final cost) and a
-// refund move the id's record through the states of API.md "Request ids".
+// refund move the id's record through the states of README "The events and answers".
 // A plain verify (nothing to charge, no settle) ignores it.
 type VerifyRequest struct {
 	Key       string
@@ -93,7 +93,7 @@ func (r VerifyRequest) HasRequest() bool {
 
 // Fingerprint identifies r's event among the events of its request id:
 // what it does (kind and amount) and where from (model and client ip).
-// Two events are "the same event" of API.md when their fingerprints are
+// Two events are "the same event" of the request-id rules when their fingerprints are
 // equal. It is short (22 characters) whatever the model's length, so that
 // records stay small.
 func (r VerifyRequest) Fingerprint() string {
@@ -191,7 +191,7 @@ type VerifyState struct {
 	Request *Request
 }
 
-// RequestState is where a request id stands (API.md "Request ids").
+// RequestState is where a request id stands (README "The events and answers").
 type RequestState string
 
 // The states of a request id with a record.
@@ -268,7 +268,7 @@ func AnsweredAt(t Token, now time.Time) AnsweredToken {
 }
 
 // RequestStep is what an event with a request id does, given the id's
-// live record: API.md's table of states.
+// live record: the table of states (README "The events and answers").
 type RequestStep int
 
 // The steps of an event with a request id.

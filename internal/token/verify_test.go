@@ -261,7 +261,8 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-// TestNextStep is API.md's table of request states.
+// TestNextStep is the table of request states (README "The events and
+// answers").
 func TestNextStep(t *testing.T) {
 	hold := token.VerifyRequest{Consume: 300, Model: "m", RequestID: "r"}
 	settle := token.VerifyRequest{Consume: 120, Settle: true, Model: "m", RequestID: "r"}

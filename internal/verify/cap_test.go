@@ -8,7 +8,7 @@ import (
 	"github.com/llmgw/token-service/internal/token"
 )
 
-// used_quota never passes 2^53-1 (API.md "Size limits and counters"). The
+// used_quota never passes 2^53-1 (README "The token object", used_quota). The
 // attack that found it: 18,500 consumes of 5e14 on an unlimited token took
 // it past 2^53 after 19 calls and past int64 after 18,447, and from then on
 // every read of the user's tokens failed. The same run with the largest

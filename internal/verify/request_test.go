@@ -13,8 +13,8 @@ import (
 	"github.com/llmgw/token-service/internal/verify"
 )
 
-// Events with request ids (API.md "Request ids: exactly-once charges on
-// the relay call"), through the verifier over the DynamoDB ledger. Every
+// Events with request ids (README "The events and answers" and "The hold /
+// settle pattern, step by step"), through the verifier over the DynamoDB ledger. Every
 // test takes the clock as a parameter.
 
 func hold(key, id string, consume int64) token.VerifyRequest {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -46,44 +45,27 @@ func (s *Ledger) ReadForVerify(ctx context.Context, userID string, tokenID int64
 	if err := checkUser(userID); err != nil {
 		return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
 	}
-	keys := []map[string]types.AttributeValue{tokenKey(userID, tokenID), metaKey(userID)}
+	var reqKey map[string]types.AttributeValue
 	if requestID != "" {
 		if err := token.CheckRequestID(requestID); err != nil {
 			return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
 		}
-		keys = append(keys, requestKey(userID, tokenID, requestID))
+		reqKey = requestKey(userID, tokenID, requestID)
 	}
-	items, err := s.core.batchGet(ctx, keys, nil)
+	r, err := s.core.readWithUser(ctx, userID, tokenID, reqKey)
 	if err != nil {
 		return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
 	}
-	var tokenAV, metaAV, requestAV map[string]types.AttributeValue
-	for _, av := range items {
-		switch {
-		case isMeta(av):
-			metaAV = av
-		case isRequest(av):
-			requestAV = av
-		default:
-			tokenAV = av
-		}
-	}
-	if tokenAV == nil {
+	if r.token == nil {
 		return token.VerifyState{}, fmt.Errorf("read for verify: %w", token.ErrNotFound)
 	}
-	st, err := decodeState(tokenAV)
+	st, err := decodeState(r.token)
 	if err != nil {
 		return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
 	}
-	if metaAV != nil {
-		var m metaItem
-		if err := attributevalue.UnmarshalMap(metaAV, &m); err != nil {
-			return token.VerifyState{}, fmt.Errorf("read for verify: decode user meta: %w", err)
-		}
-		st.UserDisabled = m.Disabled
-	}
-	if requestAV != nil {
-		if st.Request, err = decodeRequest(requestAV); err != nil {
+	st.UserDisabled = r.userDisabled
+	if r.request != nil {
+		if st.Request, err = decodeRequest(r.request); err != nil {
 			return token.VerifyState{}, fmt.Errorf("read for verify: %w", err)
 		}
 	}

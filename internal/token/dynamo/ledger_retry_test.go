@@ -11,17 +11,7 @@ import (
 // one that races another write of its items with TransactionConflict
 // (never DynamoDB Local), and the ledger sends the same transaction again.
 func TestLedgerWriteRetriesTransactionConflict(t *testing.T) {
-	tests := []struct {
-		name        string
-		conflicts   int
-		wantTxCalls int
-		wantErr     bool
-	}{
-		{"one conflict", 1, 2, false},
-		{"three conflicts", 3, 4, false},
-		{"conflicts never end", 1000, 10, true},
-	}
-	for _, tt := range tests {
+	for _, tt := range conflictCases {
 		t.Run(tt.name, func(t *testing.T) {
 			api := &conflictAPI{conflicts: tt.conflicts}
 			s := newFakeStore(t, api)

@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/llmgw/token-service/internal/token"
 )
@@ -224,30 +223,16 @@ func (s *Tokens) GetWithUser(ctx context.Context, userID string, id int64) (t to
 	if err := token.CheckID(id); err != nil {
 		return token.Token{}, false, err
 	}
-	items, err := s.core.batchGet(ctx, []map[string]types.AttributeValue{tokenKey(userID, id), metaKey(userID)}, nil)
+	r, err := s.core.readWithUser(ctx, userID, id, nil)
 	if err != nil {
 		return token.Token{}, false, fmt.Errorf("get token with user: %w", err)
 	}
-	var tokenAV, metaAV map[string]types.AttributeValue
-	for _, av := range items {
-		if isMeta(av) {
-			metaAV = av
-		} else {
-			tokenAV = av
-		}
-	}
-	if tokenAV == nil {
+	if r.token == nil {
 		return token.Token{}, false, fmt.Errorf("get token with user: %w", token.ErrNotFound)
 	}
-	if t, err = decodeToken(tokenAV); err != nil {
+	if t, err = decodeToken(r.token); err != nil {
 		return token.Token{}, false, fmt.Errorf("get token with user: %w", err)
 	}
-	if metaAV != nil {
-		var m metaItem
-		if err := attributevalue.UnmarshalMap(metaAV, &m); err != nil {
-			return token.Token{}, false, fmt.Errorf("get token with user: decode user meta: %w", err)
-		}
-		userDisabled = m.Disabled
-	}
+	userDisabled = r.userDisabled
 	return t, userDisabled, nil
 }

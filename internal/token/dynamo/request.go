@@ -16,8 +16,8 @@ import (
 	"github.com/llmgw/token-service/internal/token"
 )
 
-// The request record of a request id R on one token (API.md "Request
-// ids"): its own partition, outside the user's, so that list and search
+// The request record of a request id R on one token (README "The events
+// and answers", request_id): its own partition, outside the user's, so that list and search
 // never read it and a busy token's records spread over partitions:
 //
 //	request     pk REQ#<uid>#<token id>#<R>   sk REQ

@@ -66,18 +66,22 @@ func newFakeStore(t *testing.T, api dynamo.API) parts {
 	return s
 }
 
+// conflictCases are the TransactionConflict runs every transaction's retry
+// is tested with: the fake cancels the first conflicts attempts; with the
+// retry bound of newFakeStore (10 attempts) the last one never succeeds.
+var conflictCases = []struct {
+	name        string
+	conflicts   int
+	wantTxCalls int
+	wantErr     bool
+}{
+	{"one conflict", 1, 2, false},
+	{"three conflicts", 3, 4, false},
+	{"conflicts never end", 1000, 10, true},
+}
+
 func TestCreateRetriesTransactionConflict(t *testing.T) {
-	tests := []struct {
-		name        string
-		conflicts   int
-		wantTxCalls int
-		wantErr     bool
-	}{
-		{"one conflict", 1, 2, false},
-		{"three conflicts", 3, 4, false},
-		{"conflicts never end", 1000, 10, true},
-	}
-	for _, tt := range tests {
+	for _, tt := range conflictCases {
 		t.Run(tt.name, func(t *testing.T) {
 			api := &conflictAPI{conflicts: tt.conflicts}
 			s := newFakeStore(t, api)

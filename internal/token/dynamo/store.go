@@ -265,6 +265,44 @@ func isMeta(av map[string]types.AttributeValue) bool {
 	return ok && sk.Value == metaSK
 }
 
+// userRead is what readWithUser found: the token item and the request
+// record item (nil when absent or not asked for), and the user's disabled
+// flag from the meta item.
+type userRead struct {
+	token, request map[string]types.AttributeValue
+	userDisabled   bool
+}
+
+// readWithUser reads a token with its user's meta item, and the request
+// record with key request when it is not nil, in one strongly consistent
+// BatchGetItem: the read of verify and of usage by key.
+func (c *Core) readWithUser(ctx context.Context, userID string, tokenID int64, request map[string]types.AttributeValue) (userRead, error) {
+	keys := []map[string]types.AttributeValue{tokenKey(userID, tokenID), metaKey(userID)}
+	if request != nil {
+		keys = append(keys, request)
+	}
+	items, err := c.batchGet(ctx, keys, nil)
+	if err != nil {
+		return userRead{}, err
+	}
+	var r userRead
+	for _, av := range items {
+		switch {
+		case isMeta(av):
+			var m metaItem
+			if err := attributevalue.UnmarshalMap(av, &m); err != nil {
+				return userRead{}, fmt.Errorf("decode user meta: %w", err)
+			}
+			r.userDisabled = m.Disabled
+		case isRequest(av):
+			r.request = av
+		default:
+			r.token = av
+		}
+	}
+	return r, nil
+}
+
 // readToken reads the user's token id; found false when there is none.
 func (c *Core) readToken(ctx context.Context, userID string, id int64) (t token.Token, found bool, err error) {
 	av, err := c.getItem(ctx, tokenKey(userID, id))

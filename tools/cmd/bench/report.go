@@ -244,7 +244,7 @@ func writeMarkdown(w io.Writer, res *Results) {
 	if len(res.HTTP) == 0 {
 		p("Skipped (-skip-http).")
 	} else {
-		p("internal/stack in this process (API Gateway emulation: routing, the Lambda authorizer on every request, payload 2.0), each function under RIE with up to as many instances as clients, a Go HTTP client with keep-alive; instances warmed first. A user with 100 tokens.")
+		p("tools/stack in this process (API Gateway emulation: routing, the Lambda authorizer on every request, payload 2.0), each function under RIE with up to as many instances as clients, a Go HTTP client with keep-alive; instances warmed first. A user with 100 tokens.")
 		p("")
 		p("| request | clients | requests | errors | req/s | p50 | p99 |")
 		p("|---|---|---|---|---|---|---|")
